@@ -1,0 +1,1 @@
+"""Packet, flow and log collectors: the outside world becomes events."""

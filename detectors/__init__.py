@@ -1,0 +1,1 @@
+"""Detectors: network detectors, anomaly models and the Sigma engine turn events into alerts."""

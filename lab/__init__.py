@@ -1,0 +1,1 @@
+"""Lab: attack scenarios, replay and evaluation."""

@@ -1,0 +1,238 @@
+"""The `soc` command line: replay captures, read alerts back, check the configuration."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from soc.config import Settings, load_settings
+from soc.errors import SocError
+from soc.model import Alert, AlertStatus, Severity
+from soc.store import AlertQuery, SpooledStore, open_spooled_store
+
+if TYPE_CHECKING:
+    from soc.pipeline import ReplayReport
+
+app = typer.Typer(
+    name="soc",
+    help="Security-monitoring engine: captures and logs in, alerts out (SQLite by default, or Elasticsearch).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+alerts_app = typer.Typer(help="Read alerts from the store.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="soc.yaml to use (default: ./soc.yaml if present)")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="sqlite:///FILE or http(s)://HOST:PORT; overrides the config's store.url"),
+]
+
+EXIT_STORE_PENDING = 75  # EX_TEMPFAIL: alerts are safe in the spool, delivery must be retried
+
+
+def say(message: object, level: str = "error") -> None:
+    """One line on stderr, never wrapped (paths and offsets must stay greppable), markup in it escaped."""
+    colour = "bold red" if level == "error" else "yellow"
+    err.print(f"[{colour}]{level}:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
+
+
+def fail(error: SocError | str, code: int = 1) -> NoReturn:
+    say(error)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except SocError as exc:
+        fail(exc)
+
+
+def open_configured_store(config: Path | None, store_url: str | None) -> tuple[Settings, SpooledStore]:
+    """Settings and the spooled store they name (``--store`` wins over the file)."""
+    settings = _settings(config)
+    store_settings = settings.store
+    base_dir = str(settings.base_dir) if config or Path("soc.yaml").exists() else None
+    if store_url:
+        store_settings = store_settings.model_copy(update={"url": store_url})
+        base_dir = None  # a path given on the command line is relative to where the command runs
+    try:
+        return settings, open_spooled_store(store_settings, str(settings.resolve(settings.store.spool_dir)), base_dir)
+    except SocError as exc:
+        fail(exc)
+
+
+@app.command()
+def replay(
+    pcaps: Annotated[list[Path], typer.Argument(help="pcap or pcapng files, replayed in order")],
+    config: ConfigOption = None,
+    store: StoreOption = None,
+    events: Annotated[bool, typer.Option(help="also store every flow as an ECS event")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Replay capture files through the flow meter and detectors; write alerts to the store."""
+    from soc.pipeline import Replay  # numba compiles on import: only for commands that need it
+
+    settings, alert_store = open_configured_store(config, store)
+    with alert_store, _progress(quiet) as progress:
+        tasks: dict[Path, TaskID] = {}
+
+        def advance(path: Path, done: int, total: int) -> None:
+            if path not in tasks:
+                tasks[path] = progress.add_task(path.name, total=total)
+            progress.update(tasks[path], completed=done)
+
+        try:
+            outcome = Replay(settings, alert_store, store_events=events, progress=advance).run(pcaps)
+        except SocError as exc:
+            fail(exc)
+        pending = alert_store.spool.pending() > 0
+    _print_replay_summary(outcome, alert_store.url)
+    for error in outcome.errors:
+        say(error)
+    if pending:
+        say(f"{alert_store.spooled} alerts wait in the spool {settings.resolve(settings.store.spool_dir)}; "
+            "they are delivered on the next run", "warning")
+        raise typer.Exit(EXIT_STORE_PENDING)
+    if outcome.errors:
+        raise typer.Exit(1)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=err, disable=quiet or not err.is_terminal, transient=True,
+    )
+
+
+def _print_replay_summary(report: ReplayReport, store_url: str) -> None:
+    packets = sum(f.packets for f in report.files)
+    out.print(f"Replayed {len(report.files)} file(s): {packets} packets, {report.flows} flows, "
+              f"{len(report.alerts)} alerts → {store_url}", highlight=False)
+    by_rule: dict[tuple[str, str], int] = {}
+    for alert in report.alerts:
+        key = (alert.rule.name, alert.severity.label)
+        by_rule[key] = by_rule.get(key, 0) + 1
+    if by_rule:
+        table = Table(title="Alerts by rule and severity")
+        table.add_column("rule")
+        table.add_column("severity")
+        table.add_column("alerts", justify="right")
+        for (rule, severity), count in sorted(by_rule.items()):
+            table.add_row(rule, severity, str(count))
+        out.print(table)
+        for alert in report.alerts:
+            out.print(f"  [{alert.severity.label}] {alert.id}  {alert.message}", highlight=False)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    severity: Annotated[str | None, typer.Option(help="minimum severity: informational|low|medium|high|critical")]
+    = None,
+    status: Annotated[AlertStatus | None, typer.Option(help="only alerts in this triage status")] = None,
+    rule: Annotated[str | None, typer.Option(help="only this rule id")] = None,
+    system: Annotated[str | None, typer.Option(help="only this information system")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one ECS JSON document per line")] = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """List stored alerts, newest first."""
+    try:
+        min_severity = Severity.parse(severity) if severity else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--severity") from None
+    _, alert_store = open_configured_store(config, store)
+    with alert_store:
+        try:
+            found = alert_store.search(AlertQuery(min_severity, status, rule, system, limit))
+        except SocError as exc:
+            fail(exc)
+    if as_json:
+        for alert in found:
+            sys.stdout.write(json.dumps(alert.to_ecs(), sort_keys=True) + "\n")
+        return
+    table = Table(title=f"{len(found)} alert(s)")
+    for column in ("id", "first seen", "severity", "status", "rule", "system", "message"):
+        table.add_column(column, overflow="fold")
+    for alert in found:
+        table.add_row(alert.id, alert.first_seen, alert.severity.label, alert.status.value, alert.rule.name,
+                      alert.system or "", alert.message)
+    out.print(table)
+
+
+@alerts_app.command("show")
+def alerts_show(
+    alert_id: Annotated[str, typer.Argument(help="the alert id (from `soc alerts list`)")],
+    as_json: Annotated[bool, typer.Option("--json", help="the stored ECS document")] = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Show one alert with its evidence."""
+    _, alert_store = open_configured_store(config, store)
+    with alert_store:
+        try:
+            alert = alert_store.get(alert_id)
+        except SocError as exc:
+            fail(exc)
+    if alert is None:
+        fail(f"no alert with id {alert_id} in {alert_store.url}")
+    if as_json:
+        sys.stdout.write(json.dumps(alert.to_ecs(), indent=2, sort_keys=True) + "\n")
+        return
+    _print_alert(alert)
+
+
+def _print_alert(alert: Alert) -> None:
+    table = Table(show_header=False, title=f"Alert {alert.id}")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [
+        ("rule", f"{alert.rule.name} ({alert.rule.id}, {alert.rule.ruleset})"),
+        ("severity", alert.severity.label),
+        ("status", alert.status.value + (f", assigned to {alert.assignee}" if alert.assignee else "")),
+        ("first seen", alert.first_seen),
+        ("last seen", alert.last_seen),
+        ("system", f"{alert.system} (level {alert.system_level})" if alert.system else "not in the inventory"),
+        ("ATT&CK", ", ".join(f"{t.id} {t.name} ({t.tactic_name})" for t in alert.techniques)),
+        ("message", alert.message),
+    ]
+    rows += [(f"evidence.{key}", json.dumps(value)) for key, value in alert.evidence.items()]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table, highlight=False)
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="the configuration file")] = Path("soc.yaml"),
+) -> None:
+    """Validate a configuration file; errors name the key and the line."""
+    settings = _settings(file)
+    levels = sorted({s.security_level for s in settings.inventory})
+    out.print(f"{file}: valid. {len(settings.inventory)} information system(s) (levels {levels or '-'}), "
+              f"store {settings.store.url}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The capture reader against real pcap and pcapng files, with tshark as the oracle, and on damaged files."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collectors.packets import CaptureReader
+from soc.errors import CaptureError
+from soc.model import DecodeStatus, ip_to_str
+
+from .conftest import ATTACKS
+
+CAPTURES = sorted(ATTACKS.glob("*.pcap*"))
+
+
+def tshark_fields(path: Path, *fields: str) -> list[list[str]]:
+    command = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for field in fields:
+        command += ["-e", field]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout
+    return [line.split("|") for line in output.splitlines()]
+
+
+def read_all(path: Path) -> tuple[CaptureReader, list]:
+    reader = CaptureReader(path, chunk_packets=1024)  # small chunks: batches must join seamlessly
+    return reader, list(reader)
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_frames_times_and_addresses_match_tshark(capture: Path) -> None:
+    expected = tshark_fields(capture, "frame.time_epoch", "frame.len", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst")
+    reader, batches = read_all(capture)
+    assert reader.error is None
+    assert reader.stats.packets == len(expected)
+    ts = np.concatenate([b.ts_ns for b in batches])
+    wirelen = np.concatenate([b.wirelen for b in batches])
+    assert wirelen.tolist() == [int(row[1]) for row in expected]
+    assert np.allclose(ts / 1e9, [float(row[0]) for row in expected], rtol=0, atol=1e-6)
+    for batch in batches:
+        for i in range(len(batch)):
+            row = expected[batch.first_index + i]
+            # the outer IP header is ours; tshark lists inner (tunnelled, ICMP-quoted) addresses after it
+            outer_src = (row[2] or row[4]).split(",")[0]
+            outer_dst = (row[3] or row[5]).split(",")[0]
+            if batch.ip_version[i]:
+                assert ip_to_str(batch.src_ip[i]) == outer_src
+                assert ip_to_str(batch.dst_ip[i]) == outer_dst
+
+
+def test_ports_and_flags_match_tshark_on_a_scan() -> None:
+    capture = ATTACKS / "chrissanders__synscan.pcapng"
+    expected = tshark_fields(capture, "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.window_size_value")
+    _, batches = read_all(capture)
+    got = [
+        [str(b.src_port[i]), str(b.dst_port[i]), f"0x{b.tcp_flags[i]:04x}", str(b.tcp_window[i])]
+        for b in batches
+        for i in range(len(b))
+    ]
+    assert got == expected
+
+
+def test_arp_is_kept_as_its_own_record() -> None:
+    _, batches = read_all(ATTACKS / "chrissanders__arppoison.pcapng")
+    arp = sum(int(((b.ethertype == 0x0806) & (b.status == DecodeStatus.NOT_IP)).sum()) for b in batches)
+    assert arp == len(tshark_fields(ATTACKS / "chrissanders__arppoison.pcapng", "arp.opcode")) - sum(
+        1 for row in tshark_fields(ATTACKS / "chrissanders__arppoison.pcapng", "arp.opcode") if not row[0]
+    )
+    assert arp > 0
+
+
+def test_truncated_file_keeps_packets_before_the_damage(tmp_path: Path) -> None:
+    source = ATTACKS / "esnet-security__nmap_80_all.pcap"
+    data = source.read_bytes()
+    # walk the record headers to cut the file in the middle of the 101st packet's data
+    offset, starts = 24, []
+    while offset < len(data):
+        starts.append(offset)
+        offset += 16 + struct.unpack_from("<I", data, offset + 8)[0]
+    cut = starts[100] + 16 + 5
+    damaged = tmp_path / "cut.pcap"
+    damaged.write_bytes(data[:cut])
+    reader, batches = read_all(damaged)
+    assert sum(len(b) for b in batches) == 100
+    assert reader.error is not None
+    assert reader.error.offset == starts[100]
+    assert str(damaged) in str(reader.error) and f"byte offset {starts[100]}" in str(reader.error)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"GIF89a" + b"\0" * 40, "not a pcap or pcapng file"),
+        (b"\xd4\xc3\xb2\xa1", "global header cut short"),
+    ],
+)
+def test_files_that_are_not_captures_are_refused_with_their_path(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(content)
+    with pytest.raises(CaptureError, match=message) as caught:
+        list(CaptureReader(path))
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="no such file") as caught:
+        list(CaptureReader(tmp_path / "nope.pcap"))
+    assert "nope.pcap" in str(caught.value)
+
+
+def test_pcapng_split_across_sections_and_byte_orders(tmp_path: Path) -> None:
+    """Two sections in one file (as `cat a.pcapng b.pcapng` makes): the second resets the interfaces."""
+    first, second = ATTACKS / "chrissanders__synscan.pcapng", ATTACKS / "chrissanders__arppoison.pcapng"
+    joined = tmp_path / "joined.pcapng"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    reader, _batches = read_all(joined)
+    assert reader.error is None
+    assert reader.stats.packets == 2011 + 165
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=20000), noise=st.binary(min_size=0, max_size=64),
+       where=st.integers(min_value=0, max_value=20000))
+def test_damaged_captures_never_crash_the_reader(tmp_path: Path, cut: int, noise: bytes, where: int) -> None:
+    for source in (ATTACKS / "esnet-security__nmap_80_all.pcap", ATTACKS / "chrissanders__synscan.pcapng"):
+        data = bytearray(source.read_bytes()[:20000])
+        data[where:where + len(noise)] = noise
+        path = tmp_path / "fuzz.bin"
+        path.write_bytes(bytes(data[:cut]))
+        try:
+            reader = CaptureReader(path, chunk_packets=64)
+            packets = sum(len(b) for b in reader)
+        except CaptureError:
+            continue  # refused with a reason: fine
+        assert packets == reader.stats.packets
