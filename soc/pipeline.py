@@ -80,12 +80,17 @@ class Replay:
 
     def run(self, paths: Sequence[str | Path]) -> ReplayReport:
         for path in paths:
-            self._file(Path(path))
+            self.feed(Path(path))
+        return self.finish()
+
+    def finish(self) -> ReplayReport:
+        """End of input: expire every flow and close every detector window."""
         self._flows(self.meter.flush())
         self._emit([alert for detector in self.detectors for alert in detector.flush()])
         return self.report
 
-    def _file(self, path: Path) -> None:
+    def feed(self, path: Path) -> FileReport:
+        """One more capture file of the same stream (flows continue across files, as in a capture ring)."""
         file_report = FileReport(path)
         self.report.files.append(file_report)
         reader = CaptureReader(path, chunk_packets=self.settings.collectors.packets.chunk_packets)
@@ -100,6 +105,7 @@ class Replay:
         file_report.error = file_report.error or reader.error
         file_report.packets = reader.stats.packets
         file_report.by_status = reader.stats.by_status
+        return file_report
 
     def _flows(self, flows: FlowBatch) -> None:
         self.report.flows += len(flows)

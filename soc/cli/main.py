@@ -114,6 +114,52 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def run(
+    interface: Annotated[list[str] | None, typer.Option("--interface", "-i", help="interface to capture (repeat)")]
+    = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+    state_dir: Annotated[Path, typer.Option(help="capture ring and checkpoint; a restart resumes from here")]
+    = Path(".soc-state"),
+    duration: Annotated[float | None, typer.Option(min=1, help="stop after this many seconds (default: never)")]
+    = None,
+    capture_filter: Annotated[str | None, typer.Option("--filter", help="BPF capture filter")] = None,
+    events: Annotated[bool, typer.Option(help="also store every flow as an ECS event")] = False,
+) -> None:
+    """Capture from live interfaces (dumpcap ring) through the detectors until Ctrl-C or --duration."""
+    from soc.live import LiveStatus, run_live
+
+    settings, alert_store = open_configured_store(config, store)
+    interfaces = interface or settings.collectors.packets.interfaces
+    status_line = err.status("starting capture", spinner="dots") if err.is_terminal else None
+
+    def show(status: LiveStatus) -> None:
+        if status_line is not None:
+            status_line.update(f"{status.packets} packets, {status.flows} flows, {status.alerts} alerts; "
+                               f"drops: kernel {status.drops.kernel}, own {status.drops.own}")
+
+    with alert_store:
+        if status_line is not None:
+            status_line.start()
+        try:
+            outcome, drops = run_live(settings, alert_store, interfaces, state_dir, duration, events,
+                                      capture_filter, show)
+        except SocError as exc:
+            fail(exc)
+        finally:
+            if status_line is not None:
+                status_line.stop()
+        pending = alert_store.spool.pending() > 0
+    _print_replay_summary(outcome, alert_store.url)
+    out.print(f"Interfaces {', '.join(interfaces)}: {drops.received} packets received; dropped by the kernel "
+              f"{drops.kernel}, ring files lost before reading {drops.own}", highlight=False)
+    if pending:
+        say(f"{alert_store.spooled} alerts wait in the spool {settings.resolve(settings.store.spool_dir)}; "
+            "they are delivered on the next run", "warning")
+        raise typer.Exit(EXIT_STORE_PENDING)
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -123,7 +169,7 @@ def _progress(quiet: bool) -> Progress:
 
 def _print_replay_summary(report: ReplayReport, store_url: str) -> None:
     packets = sum(f.packets for f in report.files)
-    out.print(f"Replayed {len(report.files)} file(s): {packets} packets, {report.flows} flows, "
+    out.print(f"Read {len(report.files)} file(s): {packets} packets, {report.flows} flows, "
               f"{len(report.alerts)} alerts → {store_url}", highlight=False)
     by_rule: dict[tuple[str, str], int] = {}
     for alert in report.alerts:
