@@ -10,11 +10,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.network.portscan import PortScanSettings
 from soc.errors import ConfigError
+from soc.yamlfile import load_model
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,6 +28,7 @@ class InformationSystem(_Strict):
 
     name: str = Field(min_length=1)
     owner: str = Field(min_length=1, description="the owning department or person (user name of the owner)")
+    contact: str | None = Field(None, description="the owner's e-mail address, for notifications")
     security_level: int = Field(ge=1, le=5)
     addresses: list[IpNetwork] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
@@ -83,11 +84,70 @@ class DetectorSettings(_Strict):
     portscan: PortScanSettings = Field(default_factory=PortScanSettings)
 
 
+class GroupingRule(_Strict):
+    """Alerts of ``rule`` (an id or glob) of ``ruleset`` with equal ``group_by`` fields within ``window_seconds``
+    are one alert with a count. Without ``group_by``, the detector's own grouping key and window are kept and
+    only the repeats are counted."""
+
+    rule: str = "*"
+    ruleset: str | None = None
+    group_by: list[str] | None = Field(None, min_length=1, description="ECS fields, e.g. [source.ip]")
+    window_seconds: float = Field(3600.0, gt=0)
+
+
+def _default_grouping() -> list[GroupingRule]:
+    # Sigma rules fire once per matching event: count the repeats. Windowed detectors count for themselves.
+    return [GroupingRule(ruleset="sigma")]
+
+
+class AlertSettings(_Strict):
+    grouping: list[GroupingRule] = Field(default_factory=_default_grouping)
+    unknown_system_level: int = Field(3, ge=1, le=5, description="security level assumed outside the inventory")
+    max_open_groups: int = Field(10000, ge=100, description="groups kept in memory; older ones are re-read")
+
+
+class SmtpSettings(_Strict):
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "soc@localhost"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = Field(10.0, gt=0)
+
+
+class ContainmentSettings(_Strict):
+    enabled: bool = Field(False, description="run nft for real (still only after a recorded approval)")
+    nft_table: str = "inet soc"
+    nft_set: str = "blocked"
+
+
+class ResponseSettings(_Strict):
+    auto_run: bool = Field(False, description="start the matching playbooks on every new alert")
+    smtp: SmtpSettings | None = None
+    webhook_timeout: float = Field(10.0, gt=0)
+    containment: ContainmentSettings = Field(default_factory=ContainmentSettings)
+    reporting_organisation: str = Field("", description="who signs Circular 20/2017 incident reports")
+    profile: str = Field("vn-decree85-2016", description="regulation profile for reporting deadlines")
+
+
+class SchedulerSettings(_Strict):
+    daily_summary: str = Field("0 7 * * *", description="cron (minute hour day month weekday), local time")
+    weekly_report: str = Field("0 7 * * mon", description="cron of the weekly report to each owner")
+    retention: str = Field("30 2 * * *", description="cron of the retention job")
+    default_retention_days: int = Field(365, ge=1, description="for systems without retention_days")
+    archive_dir: str = Field("archive", description="alerts past retention are archived here before deletion")
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+
 class Settings(_Strict):
     inventory: list[InformationSystem] = Field(default_factory=list)
     store: StoreSettings = Field(default_factory=StoreSettings)
     collectors: CollectorSettings = Field(default_factory=CollectorSettings)
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     rules: list[str] = Field(default_factory=lambda: ["rules"])
     playbooks: list[str] = Field(default_factory=lambda: ["playbooks"])
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -104,6 +164,19 @@ class Settings(_Strict):
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def system_named(self, name: str) -> InformationSystem | None:
+        return next((s for s in self.inventory if s.name == name), None)
+
+    def system_for_host(self, host: str) -> InformationSystem | None:
+        """The inventory system listing ``host`` (case-insensitive; ``*.domain`` entries match subdomains)."""
+        host = host.lower().rstrip(".")
+        for system in self.inventory:
+            for entry in system.hosts:
+                entry = entry.lower()
+                if host == entry or (entry.startswith("*.") and host.endswith(entry[1:])):
+                    return system
+        return None
 
     def system_for_ip(self, address: str) -> InformationSystem | None:
         """The inventory system whose ranges hold ``address`` (the most specific range wins)."""
@@ -127,68 +200,4 @@ def load_settings(path: str | Path | None = None) -> Settings:
             return Settings()
         path = default
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("configuration file not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration: {exc}", path=str(path)) from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
-                          line=mark.line + 1 if mark else None) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping of keys", path=str(path), line=1)
-    try:
-        return Settings.model_validate({**data, "base_dir": path.resolve().parent})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = _data_path(data, tuple(first["loc"]))
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{first['msg']}{more}", path=str(path), line=_line_of(root, loc),
-                          key=".".join(str(p) for p in loc)) from None
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The part of a pydantic error location that exists in the file (unions add validator names after it);
-    a missing key itself is kept, as the last part."""
-    path: list[Any] = []
-    node = data
-    for part in loc:
-        present = (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and part < len(node)
-        )
-        if present:
-            node = node[part]
-        else:
-            if isinstance(node, dict):
-                path.append(part)
-            break
-        path.append(part)
-    return tuple(path)
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest node along ``loc`` that exists in the document."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    child, line = value_node, key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
-
-
+    return load_model(Settings, path, ConfigError, extra={"base_dir": path.resolve().parent})

@@ -190,6 +190,12 @@ class AlertStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class Verdict(enum.StrEnum):
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+    BENIGN = "benign"
+
+
 def alert_id(rule_id: str, group_key: str, time_bucket: int) -> str:
     """Deterministic id, so the same detection written twice is one document."""
     digest = hashlib.sha256(f"{rule_id}\x1f{group_key}\x1f{time_bucket}".encode()).hexdigest()
@@ -232,10 +238,15 @@ class Alert:
     ecs: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     count: int = 1
-    status: AlertStatus = AlertStatus.NEW
-    assignee: str | None = None
     system: str | None = None  # the information system (inventory name) it concerns
     system_level: int | None = None
+    # triage: set by people (soc.triage), never overwritten when the engine writes the detection again
+    status: AlertStatus = AlertStatus.NEW
+    assignee: str | None = None
+    verdict: Verdict | None = None
+    notes: list[dict[str, str]] = field(default_factory=list)  # {"at", "by", "text"}
+    incident_id: str | None = None
+    suppressed_by: str | None = None  # the suppression rule that matched: kept as evidence, out of the queue
 
     @property
     def id(self) -> str:
@@ -273,6 +284,10 @@ class Alert:
                         "severity": self.severity.label,
                         "status": self.status.value,
                         "assignee": self.assignee,
+                        "verdict": self.verdict.value if self.verdict else None,
+                        "notes": self.notes,
+                        "incident_id": self.incident_id,
+                        "suppressed_by": self.suppressed_by,
                         "count": self.count,
                         "evidence": self.evidence,
                     },
@@ -321,11 +336,25 @@ class Alert:
             ecs=doc,
             evidence=alert_doc.get("evidence", {}),
             count=alert_doc.get("count", 1),
-            status=AlertStatus(alert_doc.get("status", "new")),
-            assignee=alert_doc.get("assignee"),
             system=system.get("name"),
             system_level=system.get("security_level"),
+            **triage_from_doc(alert_doc),
         )
 
+
+def triage_from_doc(alert_doc: dict[str, Any]) -> dict[str, Any]:
+    """The triage fields of an alert from ``soc.alert`` of its document (as keyword arguments of Alert)."""
+    verdict = alert_doc.get("verdict")
+    return {
+        "status": AlertStatus(alert_doc.get("status") or "new"),
+        "assignee": alert_doc.get("assignee"),
+        "verdict": Verdict(verdict) if verdict else None,
+        "notes": list(alert_doc.get("notes") or []),
+        "incident_id": alert_doc.get("incident_id"),
+        "suppressed_by": alert_doc.get("suppressed_by"),
+    }
+
+
+TRIAGE_FIELDS = ("status", "assignee", "verdict", "notes", "incident_id", "suppressed_by")
 
 _ALERT_EVENT_KEYS = {"id", "kind", "module", "dataset", "severity", "risk_score", "start", "end"}

@@ -15,9 +15,11 @@ from collectors.flows import ReferenceFlowMeter, flow_events
 from collectors.packets import CaptureReader
 from detectors.base import FlowDetector
 from detectors.network import PortScanDetector
+from soc.alerts.handling import AlertHandler
 from soc.config import Settings
 from soc.errors import CaptureError
-from soc.model import Alert, FlowBatch, get_field
+from soc.model import Alert, FlowBatch
+from soc.response import PlaybookEngine, load_playbooks
 from soc.store import AlertStore
 
 # progress(path, bytes done, bytes in file)
@@ -38,6 +40,7 @@ class ReplayReport:
     alerts: list[Alert] = field(default_factory=list)
     flows: int = 0
     events_written: int = 0
+    playbook_runs: int = 0
 
     @property
     def errors(self) -> list[CaptureError]:
@@ -48,20 +51,8 @@ def build_detectors(settings: Settings) -> list[FlowDetector]:
     return [PortScanDetector(settings.detectors.portscan)]
 
 
-def enrich(alert: Alert, settings: Settings) -> Alert:
-    """Name the information system the alert concerns: the one hit (destination) first, else the source."""
-    for field_name in ("destination.ip", "source.ip"):
-        address = get_field(alert.ecs, field_name)
-        system = settings.system_for_ip(address) if address else None
-        if system is None and field_name == "destination.ip":
-            for host in alert.evidence.get("hosts", []):
-                system = settings.system_for_ip(host)
-                if system:
-                    break
-        if system is not None:
-            alert.system, alert.system_level = system.name, system.security_level
-            break
-    return alert
+def _playbook_engine(settings: Settings, store: AlertStore) -> PlaybookEngine:
+    return PlaybookEngine(settings, store, load_playbooks([settings.resolve(p) for p in settings.playbooks]))
 
 
 class Replay:
@@ -76,6 +67,9 @@ class Replay:
         flows = settings.collectors.flows
         self.meter = ReferenceFlowMeter(flows.idle_timeout, flows.active_timeout)
         self.detectors = build_detectors(settings)
+        self.handler = AlertHandler(settings, store)
+        self.playbooks = _playbook_engine(settings, store) if settings.response.auto_run else None
+        self._alerts: dict[str, Alert] = {}
         self.report = ReplayReport()
 
     def run(self, paths: Sequence[str | Path]) -> ReplayReport:
@@ -114,8 +108,13 @@ class Replay:
         self._emit([alert for detector in self.detectors for alert in detector.observe(flows)])
 
     def _emit(self, alerts: list[Alert]) -> None:
+        """Handle and write alerts; the report keeps the latest version of each."""
         if not alerts:
             return
-        alerts = [enrich(alert, self.settings) for alert in alerts]
+        alerts = self.handler.handle(alerts)
         self.store.write(alerts)
-        self.report.alerts.extend(alerts)
+        for alert in alerts:
+            self._alerts[alert.id] = alert
+            if self.playbooks is not None and alert.suppressed_by is None:
+                self.report.playbook_runs += len(self.playbooks.start_all(alert))
+        self.report.alerts = list(self._alerts.values())

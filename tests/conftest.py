@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -10,6 +11,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from soc.config import ElasticsearchSettings, StoreSettings
+from soc.model import Alert, Rule, Severity, Technique
+from soc.store import AlertStore, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -58,5 +63,39 @@ def es_url(es_server: object) -> str:
 @pytest.fixture
 def es_prefix(request: pytest.FixtureRequest) -> str:
     """A fresh index prefix per test, so tests never see each other's documents."""
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:40]
-    return f"soctest-{name}-{os.getpid()}"
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:30]
+    unique = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    return f"soctest-{name}-{unique}-{os.getpid()}"
+
+
+RULE = Rule("test-rule", "Test rule", "tests", "a rule for tests", "https://example.org/rule")
+
+
+def make_alert(n: int, severity: Severity = Severity.MEDIUM, count: int = 1, bucket: int = 7) -> Alert:
+    return Alert(
+        rule=RULE,
+        severity=severity,
+        group_key=f"10.0.{n // 256}.{n % 256}",
+        time_bucket=bucket,
+        first_seen=f"2026-11-{1 + n % 28:02d}T10:00:00.000000Z",
+        last_seen=f"2026-11-{1 + n % 28:02d}T10:00:30.000000Z",
+        message=f"alert number {n}",
+        techniques=[Technique("T1046", "Network Service Discovery", "TA0007", "Discovery")],
+        ecs={"source": {"ip": f"10.0.{n // 256}.{n % 256}"}, "destination": {"ip": "192.0.2.1", "port": 22}},
+        evidence={"ports": [22, 80, n], "note": "x"},
+        count=count,
+    )
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+    if request.param == "sqlite":
+        settings = StoreSettings(url=f"sqlite:///{tmp_path / 'alerts.db'}")
+    else:
+        es_url = request.getfixturevalue("es_url")
+        prefix = request.getfixturevalue("es_prefix")
+        settings = StoreSettings(url=es_url, elasticsearch=ElasticsearchSettings(index_prefix=prefix))
+    with open_store(settings) as opened:
+        yield opened
+
+

@@ -16,8 +16,7 @@ from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.spool import DiskSpool, SpooledStore
 from soc.store.sqlite import SqliteStore
 
-from .conftest import load_es_server_module
-from .test_stores import make_alert
+from .conftest import load_es_server_module, make_alert
 
 
 @pytest.fixture

@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from soc.config import Settings, load_settings
+from soc.cli import response as response_cli
+from soc.cli.common import (
+    EXIT_STORE_PENDING,
+    ConfigOption,
+    StoreOption,
+    err,
+    fail,
+    load_config,
+    open_configured_store,
+    out,
+    say,
+)
 from soc.errors import SocError
 from soc.model import Alert, AlertStatus, Severity
-from soc.store import AlertQuery, SpooledStore, open_spooled_store
+from soc.store import AlertQuery
 
 if TYPE_CHECKING:
     from soc.pipeline import ReplayReport
@@ -31,52 +40,6 @@ alerts_app = typer.Typer(help="Read alerts from the store.", no_args_is_help=Tru
 config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(config_app, name="config")
-
-out = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="soc.yaml to use (default: ./soc.yaml if present)")
-]
-StoreOption = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="sqlite:///FILE or http(s)://HOST:PORT; overrides the config's store.url"),
-]
-
-EXIT_STORE_PENDING = 75  # EX_TEMPFAIL: alerts are safe in the spool, delivery must be retried
-
-
-def say(message: object, level: str = "error") -> None:
-    """One line on stderr, never wrapped (paths and offsets must stay greppable), markup in it escaped."""
-    colour = "bold red" if level == "error" else "yellow"
-    err.print(f"[{colour}]{level}:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
-
-
-def fail(error: SocError | str, code: int = 1) -> NoReturn:
-    say(error)
-    raise typer.Exit(code)
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except SocError as exc:
-        fail(exc)
-
-
-def open_configured_store(config: Path | None, store_url: str | None) -> tuple[Settings, SpooledStore]:
-    """Settings and the spooled store they name (``--store`` wins over the file)."""
-    settings = _settings(config)
-    store_settings = settings.store
-    base_dir = str(settings.base_dir) if config or Path("soc.yaml").exists() else None
-    if store_url:
-        store_settings = store_settings.model_copy(update={"url": store_url})
-        base_dir = None  # a path given on the command line is relative to where the command runs
-    try:
-        return settings, open_spooled_store(store_settings, str(settings.resolve(settings.store.spool_dir)), base_dir)
-    except SocError as exc:
-        fail(exc)
-
 
 @app.command()
 def replay(
@@ -207,7 +170,7 @@ def alerts_list(
     _, alert_store = open_configured_store(config, store)
     with alert_store:
         try:
-            found = alert_store.search(AlertQuery(min_severity, status, rule, system, limit))
+            found = alert_store.search(AlertQuery(min_severity, status, rule, system, limit=limit))
         except SocError as exc:
             fail(exc)
     if as_json:
@@ -270,10 +233,13 @@ def config_check(
     file: Annotated[Path, typer.Argument(help="the configuration file")] = Path("soc.yaml"),
 ) -> None:
     """Validate a configuration file; errors name the key and the line."""
-    settings = _settings(file)
+    settings = load_config(file)
     levels = sorted({s.security_level for s in settings.inventory})
     out.print(f"{file}: valid. {len(settings.inventory)} information system(s) (levels {levels or '-'}), "
               f"store {settings.store.url}", highlight=False)
+
+
+response_cli.register(alerts_app, app)
 
 
 def main() -> None:

@@ -11,12 +11,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import ApiError, ConnectionError, ConnectionTimeout, Elasticsearch, TransportError, helpers
+from elasticsearch import (
+    ApiError,
+    ConflictError,
+    ConnectionError,
+    ConnectionTimeout,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+    helpers,
+)
 
 from soc.config import ElasticsearchSettings
 from soc.errors import StoreError, StoreUnavailable
-from soc.model import Alert, AlertStatus, Event, get_field
-from soc.store.base import TRIAGE_FIELDS, AlertQuery, AlertStore
+from soc.model import TRIAGE_FIELDS, Alert, Event, get_field
+from soc.store.base import AlertQuery, AlertStore, AuditConflict
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _ENDPOINT = {
@@ -80,6 +89,8 @@ ALERTS_TEMPLATE = {
                     "alert": {"properties": {
                         "group_key": _KEYWORD, "time_bucket": {"type": "long"}, "severity": _KEYWORD,
                         "status": _KEYWORD, "assignee": _KEYWORD, "count": {"type": "long"},
+                        "verdict": _KEYWORD, "incident_id": _KEYWORD, "suppressed_by": _KEYWORD,
+                        "notes": {"properties": {"at": {"type": "date"}, "by": _KEYWORD, "text": {"type": "text"}}},
                         # detector-specific evidence: kept whole, not indexed (its fields differ per detector)
                         "evidence": {"type": "object", "enabled": False},
                     }},
@@ -94,6 +105,18 @@ EVENTS_TEMPLATE = {
     "template": {
         "settings": {"number_of_shards": 1, "number_of_replicas": 0},
         "mappings": {"dynamic_templates": _DYNAMIC_TEMPLATES, "properties": _COMMON_PROPERTIES},
+    },
+}
+
+# Triage, records and the audit log are written one at a time by people: refresh=True makes each visible at once
+# (refresh="wait_for" would wait up to a refresh interval for each). Records and the audit log are read whole,
+# never searched by field: stored unindexed, so any shape is accepted.
+RECORDS_TEMPLATE = {
+    "priority": 200,
+    "template": {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": {"dynamic": "strict", "properties": {
+            "kind": _KEYWORD, "seq": {"type": "long"}, "doc": {"type": "object", "enabled": False}}},
     },
 }
 
@@ -125,12 +148,21 @@ class ElasticsearchStore(AlertStore):
         self.client = Elasticsearch(url, **options)
         self.alerts_prefix = f"{s.index_prefix}-alerts-"
         self.events_prefix = f"{s.index_prefix}-events-"
+        self.records_prefix = f"{s.index_prefix}-records-"
+        self.audit_index = f"{s.index_prefix}-audit"
         self._templates_ready = False
 
-    def _call(self, what: str, action: Any) -> Any:
-        """Run one client call, sorting failures into 'try again later' and 'refused'."""
+    def _call(self, what: str, action: Any, missing_ok: bool = False) -> Any:
+        """Run one client call, sorting failures into 'try again later' and 'refused' (None for 'not found' when
+        ``missing_ok``)."""
         try:
             return action()
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise StoreError(f"Elasticsearch at {self.url}: not found while {what}") from None
+        except ConflictError:
+            raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Elasticsearch at {self.url} unreachable while {what}: {exc.message}") from None
         except ApiError as exc:
@@ -143,7 +175,9 @@ class ElasticsearchStore(AlertStore):
     def ensure_templates(self) -> None:
         if self._templates_ready:
             return
-        for prefix, body in ((self.alerts_prefix, ALERTS_TEMPLATE), (self.events_prefix, EVENTS_TEMPLATE)):
+        templates = ((self.alerts_prefix, ALERTS_TEMPLATE), (self.events_prefix, EVENTS_TEMPLATE),
+                     (self.records_prefix, RECORDS_TEMPLATE), (self.audit_index, RECORDS_TEMPLATE))
+        for prefix, body in templates:
             name = prefix.rstrip("-")
             self._call(f"installing index template {name}", lambda name=name, prefix=prefix, body=body:
                        self.client.indices.put_index_template(name=name, index_patterns=[f"{prefix}*"], **body))
@@ -182,25 +216,35 @@ class ElasticsearchStore(AlertStore):
             raise StoreError(f"Elasticsearch at {self.url} refused {len(errors)} of {len(actions)} documents while"
                              f" {what}; first: id {first.get('_id')}: {first.get('error')}")
 
+    def events_for_address(self, address: str, limit: int = 20) -> list[Event]:
+        query = {"bool": {"should": [{"term": {"source.ip": address}}, {"term": {"destination.ip": address}}],
+                          "minimum_should_match": 1}}
+        answer = self._call("searching events", lambda: self.client.search(
+            index=f"{self.events_prefix}*", query=query, size=limit, ignore_unavailable=True, allow_no_indices=True,
+            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}]))
+        return [hit["_source"] for hit in answer["hits"]["hits"]]
+
     def get(self, alert_id: str) -> Alert | None:
         hits = self._search({"ids": {"values": [alert_id]}}, size=1)
         return hits[0] if hits else None
 
-    def set_triage(self, alert_id: str, status: AlertStatus | None = None, assignee: str | None = None) -> bool:
+    def update_triage(self, alert_id: str, changes: dict[str, Any]) -> bool:
+        unknown = set(changes) - set(TRIAGE_FIELDS)
+        if unknown:
+            raise ValueError(f"not triage fields: {sorted(unknown)}")
+        index = self._index_of(alert_id)
+        if index is None:
+            return False
+        self._call("updating triage", lambda: self.client.update(
+            index=index, id=alert_id, doc={"soc": {"alert": changes}}, refresh=True, retry_on_conflict=3))
+        return True
+
+    def _index_of(self, alert_id: str) -> str | None:
         answer = self._call("finding an alert", lambda: self.client.search(
             index=f"{self.alerts_prefix}*", query={"ids": {"values": [alert_id]}}, source=False, size=1,
             ignore_unavailable=True, allow_no_indices=True))
         hits = answer["hits"]["hits"]
-        if not hits:
-            return False
-        change: dict[str, Any] = {}
-        if status is not None:
-            change["status"] = status.value
-        if assignee is not None:
-            change["assignee"] = assignee
-        self._call("updating triage", lambda: self.client.update(
-            index=hits[0]["_index"], id=alert_id, doc={"soc": {"alert": change}}, refresh="wait_for"))
-        return True
+        return str(hits[0]["_index"]) if hits else None
 
     def search(self, query: AlertQuery) -> list[Alert]:
         filters: list[dict[str, Any]] = []
@@ -212,7 +256,12 @@ class ElasticsearchStore(AlertStore):
             filters.append({"term": {"rule.id": query.rule_id}})
         if query.system is not None:
             filters.append({"term": {"soc.system.name": query.system}})
-        return self._search({"bool": {"filter": filters}}, size=query.limit)
+        if query.systems is not None:
+            filters.append({"terms": {"soc.system.name": query.systems}})
+        if query.incident_id is not None:
+            filters.append({"term": {"soc.alert.incident_id": query.incident_id}})
+        must_not = [] if query.include_suppressed else [{"exists": {"field": "soc.alert.suppressed_by"}}]
+        return self._search({"bool": {"filter": filters, "must_not": must_not}}, size=query.limit)
 
     def _search(self, es_query: dict[str, Any], size: int) -> list[Alert]:
         answer = self._call("searching alerts", lambda: self.client.search(
@@ -226,6 +275,52 @@ class ElasticsearchStore(AlertStore):
         answer = self._call("counting alerts", lambda: self.client.count(
             index=f"{self.alerts_prefix}*", ignore_unavailable=True, allow_no_indices=True))
         return int(answer["count"])
+
+    def delete_alerts(self, alert_ids: Sequence[str]) -> int:
+        if not alert_ids:
+            return 0
+        answer = self._call("deleting alerts", lambda: self.client.delete_by_query(
+            index=f"{self.alerts_prefix}*", query={"ids": {"values": list(alert_ids)}}, refresh=True,
+            ignore_unavailable=True, allow_no_indices=True))
+        return int(answer["deleted"])
+
+    def put_record(self, kind: str, record_id: str, doc: dict[str, Any]) -> None:
+        self.ensure_templates()
+        self._call(f"writing a {kind} record", lambda: self.client.index(
+            index=f"{self.records_prefix}{kind}", id=record_id, document={"kind": kind, "doc": doc},
+            refresh=True))
+
+    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        answer = self._call(f"reading a {kind} record", lambda: self.client.get(
+            index=f"{self.records_prefix}{kind}", id=record_id), missing_ok=True)
+        return dict(answer["_source"]["doc"]) if answer else None
+
+    def list_records(self, kind: str, limit: int = 10000) -> list[dict[str, Any]]:
+        answer = self._call(f"listing {kind} records", lambda: self.client.search(
+            index=f"{self.records_prefix}{kind}", size=limit, ignore_unavailable=True, allow_no_indices=True,
+            query={"match_all": {}}))
+        hits = sorted(answer["hits"]["hits"], key=lambda hit: hit["_id"])
+        return [dict(hit["_source"]["doc"]) for hit in hits]
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        self.ensure_templates()
+        try:
+            self._call("appending to the audit log", lambda: self.client.create(
+                index=self.audit_index, id=f"{entry['seq']:012d}", document={"seq": entry["seq"], "doc": entry},
+                refresh=True))
+        except ConflictError:
+            raise AuditConflict(f"audit record {entry['seq']} exists already") from None
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        exists = self._call("reading the audit log", lambda: self.client.indices.exists(index=self.audit_index))
+        if not exists:
+            return entries
+        self._call("reading the audit log", lambda: self.client.indices.refresh(index=self.audit_index))
+        for hit in helpers.scan(self.client, index=self.audit_index, query={"query": {"match_all": {}}},
+                                preserve_order=False):
+            entries.append(hit["_source"]["doc"])
+        return sorted(entries, key=lambda entry: entry["seq"])
 
     def close(self) -> None:
         self.client.close()

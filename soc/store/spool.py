@@ -14,9 +14,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from soc.errors import StoreError, StoreUnavailable
-from soc.model import Alert, AlertStatus, Event
+from soc.model import Alert, Event
 from soc.store.base import AlertQuery, AlertStore
 
 
@@ -173,14 +174,35 @@ class SpooledStore(AlertStore):
     def get(self, alert_id: str) -> Alert | None:
         return self.store.get(alert_id)
 
-    def set_triage(self, alert_id: str, status: AlertStatus | None = None, assignee: str | None = None) -> bool:
-        return self.store.set_triage(alert_id, status, assignee)
+    def events_for_address(self, address: str, limit: int = 20) -> list[Event]:
+        return self.store.events_for_address(address, limit)
+
+    def update_triage(self, alert_id: str, changes: dict[str, Any]) -> bool:
+        return self.store.update_triage(alert_id, changes)
+
+    def put_record(self, kind: str, record_id: str, doc: dict[str, Any]) -> None:
+        self.store.put_record(kind, record_id, doc)
+
+    def get_record(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        return self.store.get_record(kind, record_id)
+
+    def list_records(self, kind: str, limit: int = 10000) -> list[dict[str, Any]]:
+        return self.store.list_records(kind, limit)
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        self.store.append_audit(entry)
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        return self.store.read_audit()
 
     def search(self, query: AlertQuery) -> list[Alert]:
         return self.store.search(query)
 
     def count(self) -> int:
         return self.store.count()
+
+    def delete_alerts(self, alert_ids: Sequence[str]) -> int:
+        return self.store.delete_alerts(alert_ids)
 
     def close(self) -> None:
         self.spool.close()

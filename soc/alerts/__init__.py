@@ -1,0 +1,1 @@
+"""Alert handling between the detectors and the store: inventory, grouping, risk, suppression."""

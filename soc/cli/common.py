@@ -1,0 +1,64 @@
+"""What every `soc` command shares: consoles, error reporting, the --config and --store options, the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from soc.config import Settings, load_settings
+from soc.errors import SocError
+from soc.store import SpooledStore, open_spooled_store
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="soc.yaml to use (default: ./soc.yaml if present)")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="sqlite:///FILE or http(s)://HOST:PORT; overrides the config's store.url"),
+]
+
+EXIT_STORE_PENDING = 75  # EX_TEMPFAIL: alerts are safe in the spool, delivery must be retried
+
+
+def say(message: object, level: str = "error") -> None:
+    """One line on stderr, never wrapped (paths and offsets must stay greppable), markup in it escaped."""
+    colour = "bold red" if level == "error" else "yellow"
+    err.print(f"[{colour}]{level}:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
+
+
+def fail(error: SocError | str, code: int = 1) -> NoReturn:
+    say(error)
+    raise typer.Exit(code)
+
+
+def load_config(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except SocError as exc:
+        fail(exc)
+
+
+def open_configured_store(config: Path | None, store_url: str | None) -> tuple[Settings, SpooledStore]:
+    """Settings and the spooled store they name (``--store`` wins over the file)."""
+    settings = load_config(config)
+    store_settings = settings.store
+    base_dir = str(settings.base_dir) if config or Path("soc.yaml").exists() else None
+    if store_url:
+        store_settings = store_settings.model_copy(update={"url": store_url})
+        base_dir = None  # a path given on the command line is relative to where the command runs
+    try:
+        return settings, open_spooled_store(store_settings, str(settings.resolve(settings.store.spool_dir)), base_dir)
+    except SocError as exc:
+        fail(exc)
+
+
+
+
+ActorOption = Annotated[str, typer.Option("--by", envvar="SOC_USER", help="who does it (recorded in the audit log)")]
