@@ -94,8 +94,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def es_config(path: Path, url: str, prefix: str) -> Path:
-    path.write_text(f"store:\n  url: {url}\n  elasticsearch: {{index_prefix: {prefix}, request_timeout: 3,"
+def es_config(path: Path, url: str, prefix: str, timeout: float = 60) -> Path:
+    path.write_text(f"store:\n  url: {url}\n  elasticsearch: {{index_prefix: {prefix}, request_timeout: {timeout},"
                     " max_retries: 0}\n")
     return path
 
@@ -115,7 +115,7 @@ def test_replay_into_elasticsearch_gives_the_same_alerts(tmp_path: Path, es_url:
 
 def test_unreachable_elasticsearch_spools_then_delivers(tmp_path: Path, es_url: str, es_prefix: str) -> None:
     down = f"http://127.0.0.1:{free_port()}"
-    outage = soc("replay", "--config", str(es_config(tmp_path / "down.yaml", down, es_prefix)), str(SYNSCAN),
+    outage = soc("replay", "--config", str(es_config(tmp_path / "down.yaml", down, es_prefix, 3)), str(SYNSCAN),
                  str(NMAP), cwd=tmp_path)
     assert outage.returncode == 75
     assert outage.stderr.count(f"Elasticsearch at {down} unreachable") == 1  # reported once, with its URL

@@ -3,6 +3,7 @@ with its repeats, a risk score, and suppression."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from collections import OrderedDict
 from datetime import datetime
@@ -10,6 +11,7 @@ from datetime import datetime
 from soc.alerts.suppression import KIND as SUPPRESSION_KIND
 from soc.alerts.suppression import Suppression, first_match
 from soc.config import GroupingRule, InformationSystem, Settings
+from soc.errors import StoreUnavailable
 from soc.model import Alert, get_field
 from soc.store.base import AlertStore
 
@@ -57,20 +59,24 @@ class AlertHandler:
         self.store = store
         self.now = now
         self._groups: OrderedDict[str, Alert] = OrderedDict()
-        self._suppressions = [Suppression.from_record(r) for r in store.list_records(SUPPRESSION_KIND)]
+        self._suppressions: list[Suppression] = []
         self.suppressed = 0
+        self.reload_suppressions()
 
     def reload_suppressions(self) -> None:
-        self._suppressions = [Suppression.from_record(r) for r in self.store.list_records(SUPPRESSION_KIND)]
+        """Read the suppression rules; while the store is down, keep the ones already known."""
+        with contextlib.suppress(StoreUnavailable):
+            self._suppressions = [Suppression.from_record(r) for r in self.store.list_records(SUPPRESSION_KIND)]
 
-    def handle(self, alerts: list[Alert]) -> list[Alert]:
-        """The alerts to write (each group once, with its merged count), in the order first seen."""
+    def handle(self, alerts: list[Alert], group: bool = True) -> list[Alert]:
+        """The alerts to write (each group once, with its merged count), in the order first seen. With
+        ``group=False`` the caller has merged them already (scheduled queries count distinct events)."""
         out: dict[str, Alert] = {}
         for alert in alerts:
             system = resolve_system(alert, self.settings)
             if system is not None:
                 alert.system, alert.system_level = system.name, system.security_level
-            rule = self._rule_for(alert)
+            rule = self._rule_for(alert) if group else None
             merged = alert
             if rule is not None:
                 self._regroup(alert, rule)
@@ -101,7 +107,10 @@ class AlertHandler:
     def _merge(self, alert: Alert) -> Alert:
         known = self._groups.pop(alert.id, None)
         if known is None:
-            known = self.store.get(alert.id)  # written before this process started, or pushed out of memory
+            try:  # written before this process started, or pushed out of memory
+                known = self.store.get(alert.id)
+            except StoreUnavailable:  # counted from what this process saw; the spool keeps the alerts
+                known = None
         if known is not None and known is not alert:
             known.count += alert.count
             known.first_seen = min(known.first_seen, alert.first_seen)
