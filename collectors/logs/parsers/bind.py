@@ -1,0 +1,84 @@
+"""BIND ``named`` query logs: the ``querylog`` channel file and the same lines sent through syslog. Category dns.
+
+``25-Nov-2026 07:43:26.123 queries: info: client @0x7f3a 10.0.0.5#53422 (example.com):
+query: example.com IN A +E(0)K (10.0.0.1)`` (one line)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.logs.base import ParseError, logsource
+from collectors.logs.parsers.base import MONTHS, LineParser, base_event, cached, iso, register, with_fraction
+from collectors.logs.parsers.syslog import ProgramHandler, register_handler
+from soc.model import Event
+
+DNS = logsource(None, "dns", None)
+_QUERY = re.compile(
+    r"(?:.*?)client (?:@\S+ )?([0-9a-fA-F.:]+)#(\d+)(?: \([^)]*\))?: (?:view \S+: )?query: (\S+) (\S+) (\S+) (\S*)"
+    r"(?: \(([0-9a-fA-F.:]+)\))?"
+)
+_FILE = re.compile(r"(\d\d)-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (.*)", re.S)
+
+
+def query_fields(event: Event, message: str) -> bool:
+    match = _QUERY.match(message)
+    if match is None:
+        return False
+    client, port, name, klass, qtype, flags, server = match.groups()
+    event["soc"]["logsource"] = dict(DNS)
+    event["event"].update(module="bind", dataset="bind.query", category=["network"], type=["protocol"])
+    event["source"] = {"ip": client, "address": client, "port": int(port)}
+    if server:
+        event["destination"] = {"ip": server, "address": server}
+    dns: dict[str, Any] = {"type": "query", "question": {"name": name, "class": klass, "type": qtype}}
+    if flags:
+        dns["header_flags"] = flags
+        event["bind"] = {"query": {"flags": flags, "recursion_desired": flags.startswith("+")}}
+    event["dns"] = dns
+    event["network"] = {"protocol": "dns", "transport": "tcp" if "T" in flags else "udp"}
+    return True
+
+
+@register_handler
+class NamedHandler(ProgramHandler):
+    programs = ("named",)
+
+    def handle(self, event: Event, message: str) -> None:
+        query_fields(event, message)
+
+
+def _file_time(day: str, month: str, year: str, h: str, m: str, s: str) -> str:
+    return iso(datetime(int(year), MONTHS[month], int(day), int(h), int(m), int(s), tzinfo=UTC))
+
+
+@register
+class BindQueryParser(LineParser):
+    """BIND's own query log file (``channel querylog { file ...; print-time yes; }``). Times are taken as UTC."""
+
+    name = "bind"
+    description = "BIND named query log"
+    sniff_priority = 25
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._time = cached(lambda text: _file_time(*text.split("|")))
+
+    def sniff(self, line: str) -> bool:
+        match = _FILE.match(line)
+        return match is not None and _QUERY.match(match.group(8)) is not None
+
+    def parse(self, line: str) -> Event:
+        match = _FILE.match(line.rstrip("\r\n"))
+        if match is None:
+            raise ParseError("no_match", "not a BIND log line")
+        *stamp, body = match.groups()
+        if stamp[1] not in MONTHS:
+            raise ParseError("bad_timestamp", f"bad month {stamp[1]!r}")
+        fraction = stamp.pop()
+        event = base_event(with_fraction(self._time("|".join(stamp)), fraction), "bind.query", DNS, body)
+        if not query_fields(event, body):
+            raise ParseError("not_query", "BIND line that is not a query record")
+        return event
