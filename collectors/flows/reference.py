@@ -1,28 +1,92 @@
-"""Plain-Python bidirectional flow table: the reference the fast meter is checked against, and the meter used
-until it lands. One Python object per flow; packets are read column by column from the batch.
+"""Plain-Python bidirectional flow table: the reference the fast meter (``meter.py``) is checked against, field
+by field. One Python object per flow; packets are read column by column from the batch.
 
 A flow is keyed by (VLAN, protocol, the two endpoints in canonical order); its initiator (``src``) is the sender
 of its first packet. It ends when idle longer than ``idle_timeout``, older than ``active_timeout``, when a TCP
-SYN opens a new connection on a flow that already saw FIN or RST, or at the end of the capture.
+SYN opens a new connection on a flow that already saw FIN or RST (a SYN with the sequence number of the flow's
+opening SYN is a retransmission, not a new connection), at the end of the capture, or when the table
+is full: a new flow first expires the idle ones, and if none is idle the ``max_flows // 8`` least recently seen
+flows are evicted (counted in ``evicted``). Expired flows come out ordered by (first packet time, creation).
+Features: see ``features.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from collectors.flows.features import FEATURES, FIRST_PACKETS, TCP_FLAGS, empty_features
+from collectors.flows.tcp import tcp_sequence_numbers
 from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch, TcpFlag
 
 _NS = 1_000_000_000
 _FIN_OR_RST = int(TcpFlag.FIN | TcpFlag.RST)
 _SYN = int(TcpFlag.SYN)
 _ACK = int(TcpFlag.ACK)
+DEFAULT_MAX_FLOWS = 1 << 19
+
+
+@dataclass(slots=True)
+class _Stats:
+    """Running min/max/mean/variance (Welford) of one series."""
+
+    count: int = 0
+    low: int = 0
+    high: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, value: int) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.low = self.high = value
+        else:
+            self.low = min(self.low, value)
+            self.high = max(self.high, value)
+        x = float(value)
+        delta = x - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (x - self.mean)
+
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+
+
+@dataclass(slots=True)
+class _Direction:
+    packets: int = 0
+    bytes: int = 0
+    payload: int = 0
+    flags: int = 0
+    data_packets: int = 0
+    last_ts: int = 0
+    init_window: int = -1
+    flag_counts: list[int] = field(default_factory=lambda: [0] * len(TCP_FLAGS))
+    sizes: _Stats = field(default_factory=_Stats)
+    iats: _Stats = field(default_factory=_Stats)
+
+    def add(self, ts: int, length: int, payload: int, flags: int, window: int, tcp: bool) -> None:
+        if self.packets:
+            self.iats.add(ts - self.last_ts)
+        elif tcp:
+            self.init_window = window
+        self.packets += 1
+        self.bytes += length
+        self.payload += payload
+        self.flags |= flags
+        self.data_packets += payload > 0
+        self.last_ts = ts
+        self.sizes.add(length)
+        for bit in range(len(TCP_FLAGS)):
+            self.flag_counts[bit] += (flags >> bit) & 1
 
 
 @dataclass(slots=True)
 class _Flow:
+    seq: int
     first_ts: int
     last_ts: int
     vlan: int
@@ -32,25 +96,44 @@ class _Flow:
     dst_ip: bytes
     src_port: int
     dst_port: int
-    packets_fwd: int = 0
-    packets_bwd: int = 0
-    bytes_fwd: int = 0
-    bytes_bwd: int = 0
-    payload_fwd: int = 0
-    payload_bwd: int = 0
-    flags_fwd: int = 0
-    flags_bwd: int = 0
+    fwd: _Direction = field(default_factory=_Direction)
+    bwd: _Direction = field(default_factory=_Direction)
+    sizes: _Stats = field(default_factory=_Stats)
+    iats: _Stats = field(default_factory=_Stats)
+    first_sizes: list[int] = field(default_factory=list)
+    first_dirs: list[int] = field(default_factory=list)
     end_reason: int = FlowEnd.END_OF_CAPTURE
+    syn_seq: int = -1  # sequence number of the opening SYN
+
+    def add(self, ts: int, forward: bool, length: int, payload: int, flags: int, window: int) -> None:
+        if self.fwd.packets or self.bwd.packets:
+            self.iats.add(ts - self.last_ts)
+        self.last_ts = ts
+        side = self.fwd if forward else self.bwd
+        side.add(ts, length, payload, flags, window, self.protocol == 6)
+        self.sizes.add(length)
+        if len(self.first_sizes) < FIRST_PACKETS:
+            self.first_sizes.append(length)
+            self.first_dirs.append(1 if forward else -1)
+
+
+Key = tuple[int, int, bytes, int, bytes, int]
 
 
 class ReferenceFlowMeter:
     """Feed PacketBatch chunks in order with :meth:`update`; expired flows come back as FlowBatch."""
 
-    def __init__(self, idle_timeout: float = 120.0, active_timeout: float = 1800.0) -> None:
+    def __init__(self, idle_timeout: float = 120.0, active_timeout: float = 1800.0,
+                 max_flows: int = DEFAULT_MAX_FLOWS) -> None:
+        if max_flows < 1:
+            raise ValueError("max_flows must be at least 1")
         self.idle_ns = int(idle_timeout * _NS)
         self.active_ns = int(active_timeout * _NS)
-        self._flows: dict[tuple[int, int, bytes, int, bytes, int], _Flow] = {}
+        self.max_flows = max_flows
+        self._flows: dict[Key, _Flow] = {}
+        self._next_seq = 0
         self.packets_not_in_flows = 0
+        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -72,34 +155,33 @@ class ReferenceFlowMeter:
             batch.wirelen[index].tolist(),
             batch.payload_len[index].tolist(),
             batch.tcp_flags[index].tolist(),
+            batch.tcp_window[index].tolist(),
+            tcp_sequence_numbers(batch)[index].tolist(),
         )
         flows = self._flows
-        for ts, vlan, version, proto, sip, dip, sport, dport, length, payload, flags in zip(*columns, strict=True):
+        for ts, vlan, version, proto, sip, dip, sport, dport, length, payload, flags, window, seq in zip(
+            *columns, strict=True
+        ):
             if proto not in (6, 17):  # ICMP and others: one flow per address pair and protocol
                 sport = dport = 0
             forward_key = (sip, sport) <= (dip, dport)
             key = (vlan, proto, sip, sport, dip, dport) if forward_key else (vlan, proto, dip, dport, sip, sport)
             flow = flows.get(key)
             if flow is not None:
-                reason = self._ends_before(flow, ts, proto, flags)
+                reason = self._ends_before(flow, ts, proto, flags, seq)
                 if reason is not None:
                     flow.end_reason = reason
-                    expired.append(flow)
+                    expired.append(flows.pop(key))
                     flow = None
             if flow is None:
-                flow = _Flow(ts, ts, vlan, version, proto, sip, dip, sport, dport)
+                if len(flows) >= self.max_flows:
+                    expired.extend(self._make_room(ts))
+                flow = _Flow(self._next_seq, ts, ts, vlan, version, proto, sip, dip, sport, dport)
+                self._next_seq += 1
                 flows[key] = flow
-            flow.last_ts = ts
-            if sip == flow.src_ip and sport == flow.src_port:
-                flow.packets_fwd += 1
-                flow.bytes_fwd += length
-                flow.payload_fwd += payload
-                flow.flags_fwd |= flags
-            else:
-                flow.packets_bwd += 1
-                flow.bytes_bwd += length
-                flow.payload_bwd += payload
-                flow.flags_bwd |= flags
+            flow.add(ts, sip == flow.src_ip and sport == flow.src_port, length, payload, flags, window)
+            if proto == 6 and flags & (_SYN | _ACK) == _SYN and flow.syn_seq < 0:
+                flow.syn_seq = seq
         if len(batch):
             expired.extend(self._expire_idle(int(batch.ts_ns[-1])))
         return flows_to_batch(expired)
@@ -110,52 +192,85 @@ class ReferenceFlowMeter:
         self._flows.clear()
         return flows_to_batch(remaining)
 
-    def _ends_before(self, flow: _Flow, ts: int, proto: int, flags: int) -> int | None:
+    def _ends_before(self, flow: _Flow, ts: int, proto: int, flags: int, seq: int) -> int | None:
         if ts - flow.last_ts > self.idle_ns:
             return FlowEnd.IDLE
         if ts - flow.first_ts > self.active_ns:
             return FlowEnd.ACTIVE
-        closed = (flow.flags_fwd | flow.flags_bwd) & _FIN_OR_RST
-        if proto == 6 and closed and flags & _SYN and not flags & _ACK:
+        closed = (flow.fwd.flags | flow.bwd.flags) & _FIN_OR_RST
+        # a SYN repeating the opening one's sequence number is a retransmission (as tshark sees it), not a new
+        # connection; -1: the number is unknown
+        if proto == 6 and closed and flags & _SYN and not flags & _ACK and (seq < 0 or seq != flow.syn_seq):
             return FlowEnd.TCP_CLOSED
         return None
 
-    def _expire_idle(self, now: int) -> Iterator[_Flow]:
+    def _expire_idle(self, now: int) -> list[_Flow]:
         stale = [key for key, flow in self._flows.items() if now - flow.last_ts > self.idle_ns]
-        for key in stale:
-            flow = self._flows.pop(key)
+        gone = [self._flows.pop(key) for key in stale]
+        for flow in gone:
             flow.end_reason = FlowEnd.IDLE
-            yield flow
+        return gone
+
+    def _make_room(self, now: int) -> list[_Flow]:
+        gone = self._expire_idle(now)
+        if gone:
+            return gone
+        by_age = sorted(self._flows.items(), key=lambda item: (item[1].last_ts, item[1].seq))
+        for key, flow in by_age[: max(1, self.max_flows // 8)]:
+            flow.end_reason = FlowEnd.EVICTED
+            gone.append(self._flows.pop(key))
+        self.evicted += len(gone)
+        return gone
+
+
+def _feature_values(flow: _Flow) -> Iterable[int | float]:
+    """The values of one flow in the order of ``FEATURES``."""
+    yield flow.seq
+    yield flow.last_ts - flow.first_ts
+    for stats in ((flow.fwd.sizes, flow.fwd.iats), (flow.bwd.sizes, flow.bwd.iats), (flow.sizes, flow.iats)):
+        for series in stats:
+            yield from (series.low, series.high, series.mean, series.std())
+    for side in (flow.fwd, flow.bwd):
+        yield from side.flag_counts
+        yield side.init_window
+        yield side.data_packets
+    padding = FIRST_PACKETS - len(flow.first_sizes)
+    for size, direction in zip(flow.first_sizes + [0] * padding, flow.first_dirs + [0] * padding, strict=True):
+        yield size
+        yield direction
 
 
 def flows_to_batch(flows: list[_Flow]) -> FlowBatch:
-    flows.sort(key=lambda f: (f.first_ts, f.src_ip, f.src_port, f.dst_ip, f.dst_port))
+    flows.sort(key=lambda f: (f.first_ts, f.seq))
 
-    def column(name: str, dtype: type) -> np.ndarray:
-        return np.array([getattr(f, name) for f in flows], dtype=dtype)
+    def column(values: Iterable[int], dtype: type) -> np.ndarray:
+        return np.array(list(values), dtype=dtype)
 
-    def addresses(name: str) -> np.ndarray:
-        if not flows:
-            return np.zeros((0, 16), np.uint8)
-        return np.frombuffer(b"".join(getattr(f, name) for f in flows), np.uint8).reshape(-1, 16).copy()
+    def addresses(values: Iterable[bytes]) -> np.ndarray:
+        return np.frombuffer(b"".join(values), np.uint8).reshape(-1, 16).copy()
 
+    features = empty_features()
+    if flows:
+        table = list(zip(*(_feature_values(f) for f in flows), strict=True))
+        features = {f.name: np.array(values, dtype=f.dtype) for f, values in zip(FEATURES, table, strict=True)}
     return FlowBatch(
-        first_ts_ns=column("first_ts", np.int64),
-        last_ts_ns=column("last_ts", np.int64),
-        vlan=column("vlan", np.uint16),
-        ip_version=column("ip_version", np.uint8),
-        protocol=column("protocol", np.uint8),
-        src_ip=addresses("src_ip"),
-        dst_ip=addresses("dst_ip"),
-        src_port=column("src_port", np.uint16),
-        dst_port=column("dst_port", np.uint16),
-        packets_fwd=column("packets_fwd", np.uint64),
-        packets_bwd=column("packets_bwd", np.uint64),
-        bytes_fwd=column("bytes_fwd", np.uint64),
-        bytes_bwd=column("bytes_bwd", np.uint64),
-        payload_bytes_fwd=column("payload_fwd", np.uint64),
-        payload_bytes_bwd=column("payload_bwd", np.uint64),
-        tcp_flags_fwd=column("flags_fwd", np.uint8),
-        tcp_flags_bwd=column("flags_bwd", np.uint8),
-        end_reason=column("end_reason", np.uint8),
+        first_ts_ns=column((f.first_ts for f in flows), np.int64),
+        last_ts_ns=column((f.last_ts for f in flows), np.int64),
+        vlan=column((f.vlan for f in flows), np.uint16),
+        ip_version=column((f.ip_version for f in flows), np.uint8),
+        protocol=column((f.protocol for f in flows), np.uint8),
+        src_ip=addresses(f.src_ip for f in flows),
+        dst_ip=addresses(f.dst_ip for f in flows),
+        src_port=column((f.src_port for f in flows), np.uint16),
+        dst_port=column((f.dst_port for f in flows), np.uint16),
+        packets_fwd=column((f.fwd.packets for f in flows), np.uint64),
+        packets_bwd=column((f.bwd.packets for f in flows), np.uint64),
+        bytes_fwd=column((f.fwd.bytes for f in flows), np.uint64),
+        bytes_bwd=column((f.bwd.bytes for f in flows), np.uint64),
+        payload_bytes_fwd=column((f.fwd.payload for f in flows), np.uint64),
+        payload_bytes_bwd=column((f.bwd.payload for f in flows), np.uint64),
+        tcp_flags_fwd=column((f.fwd.flags for f in flows), np.uint8),
+        tcp_flags_bwd=column((f.bwd.flags for f in flows), np.uint8),
+        end_reason=column((f.end_reason for f in flows), np.uint8),
+        features=features,
     )

@@ -1,0 +1,500 @@
+# numba kernels mix numpy scalars and ints, which numba unifies and mypy cannot (as in collectors/packets)
+# mypy: disable-error-code="return-value,assignment,arg-type"
+"""The fast flow meter: the reference meter's semantics (``reference.py``) as numba kernels over preallocated arrays.
+
+State lives in a pool of ``max_flows`` rows (int64 and float64 matrices, one row per live flow, untouched rows cost
+no memory until used) found through an open-addressing hash table (linear probing, backward-shift deletion, load
+at most one half). A flow's life follows nfstream's shape: ``_on_init`` when its first packet arrives,
+``_on_update`` for every packet, ``_on_expire`` when it ends (copied out, its row freed). Expired flows leave as
+a FlowBatch with the features of ``features.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from collectors.flows.features import DIRECTIONS, FEATURE_NAMES, FIRST_PACKETS, TCP_FLAGS
+from collectors.flows.reference import DEFAULT_MAX_FLOWS
+from collectors.flows.tcp import tcp_sequence_numbers
+from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch
+
+_NS = 1_000_000_000
+_OK = int(DecodeStatus.OK)
+# end reasons as np.int64, not int: numba would compile one specialisation of _on_expire per literal value
+_IDLE = np.int64(FlowEnd.IDLE)
+_ACTIVE = np.int64(FlowEnd.ACTIVE)
+_TCP_CLOSED = np.int64(FlowEnd.TCP_CLOSED)
+_EVICTED = np.int64(FlowEnd.EVICTED)
+_END_OF_CAPTURE = np.int64(FlowEnd.END_OF_CAPTURE)
+# multipliers of the key hash (64-bit odd constants, as signed int64 so numba stays in integer arithmetic)
+_M1 = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
+_M2 = np.int64(0x5851F42D4C957F2D)
+_M3 = np.int64(0x94D049BB133111EB - (1 << 64))
+
+# Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both.
+I_FIRST = 0
+I_LAST = 1
+I_VLAN = 2
+I_VERSION = 3
+I_PROTO = 4
+I_INIT_A = 5  # 1 when the initiator is endpoint a (the smaller one of the key)
+I_SEQ = 6
+I_POS = 7  # index in the active list
+I_REASON = 8
+I_HASH = 9
+I_PACKETS = 10  # 3 (fwd, bwd, both)
+I_BYTES = 13  # 2
+I_PAYLOAD = 15  # 2
+I_FLAGS = 17  # 2
+I_DATA = 19  # 2
+I_LAST_DIR = 21  # 2, time of the last packet per direction
+I_WINDOW = 23  # 2
+I_SIZE_MIN = 25  # 3
+I_SIZE_MAX = 28  # 3
+I_IAT_MIN = 31  # 3
+I_IAT_MAX = 34  # 3
+I_FLAG_COUNT = 37  # 16: direction * 8 + bit
+I_FIRST_SIZE = 53  # FIRST_PACKETS
+I_FIRST_DIR = I_FIRST_SIZE + FIRST_PACKETS  # FIRST_PACKETS
+I_SYN_SEQ = I_FIRST_DIR + FIRST_PACKETS  # sequence number of the flow's opening SYN, -1 if none seen
+N_INT = I_SYN_SEQ + 1
+# Columns of the float64 state matrix (Welford running mean and sum of squared deviations).
+F_SIZE_MEAN = 0  # 3
+F_SIZE_M2 = 3  # 3
+F_IAT_MEAN = 6  # 3
+F_IAT_M2 = 9  # 3
+N_FLOAT = 12
+# Counters shared with the kernels.
+C_FREE = 0  # free rows on the free stack
+C_ACTIVE = 1  # live flows
+C_SEQ = 2  # next flow sequence number
+C_EVICTED = 3
+C_NOT_IN_FLOWS = 4
+N_COUNTERS = 5
+
+
+@njit(cache=True, inline="always")
+def _hash(k0: np.int64, k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> np.int64:
+    h = k0 * _M1 + k1
+    h = h * _M2 + k2
+    h = h * _M1 + k3
+    h = h * _M2 + k4
+    h ^= (h >> 29) & np.int64(0x7FFFFFFFF)
+    h *= _M3
+    return h ^ ((h >> 32) & np.int64(0xFFFFFFFF))
+
+
+@njit(cache=True, inline="always")
+def _find(keys: np.ndarray, tslot: np.ndarray, thash: np.ndarray, mask: int, h: np.int64, k0: np.int64,
+          k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> tuple[int, int]:
+    """(row, table position) of the key, or (-1, the empty position where it would go)."""
+    pos = h & mask
+    while True:
+        row = tslot[pos]
+        if row < 0:
+            return -1, pos
+        if thash[pos] == h and keys[row, 0] == k0 and keys[row, 1] == k1 and keys[row, 2] == k2 and (
+            keys[row, 3] == k3 and keys[row, 4] == k4
+        ):
+            return row, pos
+        pos = (pos + 1) & mask
+
+
+@njit(cache=True)
+def _table_remove(tslot: np.ndarray, thash: np.ndarray, mask: int, row: int, h: np.int64) -> None:
+    """Remove ``row`` from the table; later entries of its probe run shift back so lookups stay correct."""
+    i = h & mask
+    while tslot[i] != row:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if tslot[j] < 0:
+            break
+        home = thash[j] & mask
+        if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
+            tslot[i] = tslot[j]
+            thash[i] = thash[j]
+            i = j
+    tslot[i] = -1
+
+
+@njit(cache=True, inline="always")
+def _std(m2: float, count: int) -> float:
+    """Sample standard deviation from Welford's M2; 0 for fewer than two values."""
+    return np.sqrt(m2 / np.float64(count - 1)) if count > 1 else 0.0
+
+
+@njit(cache=True)
+def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+               tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+               counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+    """Copy the flow out to column ``m`` (std finished from M2) and free its row; returns the next output index."""
+    for c in range(5):
+        out_keys[c, m] = keys[row, c]
+    for c in range(N_INT):
+        out_i[c, m] = istate[row, c]
+    for c in range(N_FLOAT):
+        out_f[c, m] = fstate[row, c]
+    for d in range(3):
+        out_f[F_SIZE_M2 + d, m] = _std(fstate[row, F_SIZE_M2 + d], istate[row, I_PACKETS + d])
+        out_f[F_IAT_M2 + d, m] = _std(fstate[row, F_IAT_M2 + d], istate[row, I_PACKETS + d] - 1)
+    out_i[I_REASON, m] = reason
+    _table_remove(tslot, thash, mask, row, istate[row, I_HASH])
+    last = counters[C_ACTIVE] - 1
+    moved = active[last]
+    position = istate[row, I_POS]
+    active[position] = moved
+    istate[moved, I_POS] = position
+    counters[C_ACTIVE] = last
+    free[counters[C_FREE]] = row
+    counters[C_FREE] += 1
+    return m + 1
+
+
+@njit(cache=True)
+def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+                 tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+                 counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+    k = 0
+    while k < counters[C_ACTIVE]:
+        row = active[k]
+        if now - istate[row, I_LAST] > idle_ns:
+            # the last active flow moves into position k: look at k again
+            m = _on_expire(row, _IDLE, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                           out_keys, out_i, out_f, m)
+        else:
+            k += 1
+    return m
+
+
+@njit(cache=True)
+def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+               tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+               counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+    """The table is full: expire the idle flows, or else evict the eighth least recently seen."""
+    before = m
+    m = _expire_idle(now, idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                     out_keys, out_i, out_f, m)
+    if m > before:
+        return m
+    n = counters[C_ACTIVE]
+    rows = active[:n].copy()
+    by_seq = np.argsort(istate[rows, I_SEQ])
+    rows = rows[by_seq]
+    order = np.argsort(istate[rows, I_LAST], kind="mergesort")  # stable: ties stay in creation order
+    victims = max(1, free.shape[0] // 8)
+    for k in range(victims):
+        m = _on_expire(rows[order[k]], _EVICTED, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                       out_keys, out_i, out_f, m)
+    counters[C_EVICTED] += victims
+    return m
+
+
+@njit(cache=True, inline="always")
+def _on_init(row: int, ts: int, vlan: int, version: int, proto: int, init_a: int, h: np.int64,
+             istate: np.ndarray, fstate: np.ndarray, counters: np.ndarray) -> None:
+    istate[row, :] = 0
+    fstate[row, :] = 0.0
+    istate[row, I_FIRST] = ts
+    istate[row, I_LAST] = ts
+    istate[row, I_VLAN] = vlan
+    istate[row, I_VERSION] = version
+    istate[row, I_PROTO] = proto
+    istate[row, I_INIT_A] = init_a
+    istate[row, I_SEQ] = counters[C_SEQ]
+    istate[row, I_HASH] = h
+    istate[row, I_WINDOW] = -1
+    istate[row, I_WINDOW + 1] = -1
+    istate[row, I_SYN_SEQ] = -1
+    counters[C_SEQ] += 1
+
+
+@njit(cache=True, inline="always")
+def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, size_col: int, mean_col: int,
+         value: int) -> None:
+    """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it."""
+    if count == 1:
+        istate[row, size_col + d] = value
+        istate[row, size_col + 3 + d] = value
+    else:
+        if value < istate[row, size_col + d]:
+            istate[row, size_col + d] = value
+        if value > istate[row, size_col + 3 + d]:
+            istate[row, size_col + 3 + d] = value
+    x = np.float64(value)
+    mean = fstate[row, mean_col + d]
+    delta = x - mean
+    mean += delta / np.float64(count)
+    fstate[row, mean_col + d] = mean
+    fstate[row, mean_col + 3 + d] += delta * (x - mean)
+
+
+@njit(cache=True, inline="always")
+def _on_update(row: int, ts: int, d: int, length: int, payload: int, flags: int, window: int,
+               istate: np.ndarray, fstate: np.ndarray) -> None:
+    total = istate[row, I_PACKETS + 2]
+    if total > 0:
+        _add(istate, fstate, row, 2, total, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST])
+    istate[row, I_LAST] = ts
+    packets = istate[row, I_PACKETS + d]
+    if packets > 0:
+        _add(istate, fstate, row, d, packets, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST_DIR + d])
+    elif istate[row, I_PROTO] == 6:
+        istate[row, I_WINDOW + d] = window
+    istate[row, I_PACKETS + d] = packets + 1
+    istate[row, I_PACKETS + 2] = total + 1
+    istate[row, I_BYTES + d] += length
+    istate[row, I_PAYLOAD + d] += payload
+    istate[row, I_FLAGS + d] |= flags
+    if payload > 0:
+        istate[row, I_DATA + d] += 1
+    istate[row, I_LAST_DIR + d] = ts
+    _add(istate, fstate, row, d, packets + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
+    _add(istate, fstate, row, 2, total + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
+    if flags:
+        base = I_FLAG_COUNT + d * 8
+        for bit in range(8):
+            istate[row, base + bit] += (flags >> bit) & 1
+    if total < FIRST_PACKETS:
+        istate[row, I_FIRST_SIZE + total] = length
+        istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
+
+
+@njit(cache=True)
+def meter_batch(
+    status: np.ndarray, ts_ns: np.ndarray, vlan: np.ndarray, ip_version: np.ndarray, protocol: np.ndarray,
+    src_words: np.ndarray, dst_words: np.ndarray, src_port: np.ndarray, dst_port: np.ndarray, wirelen: np.ndarray,
+    payload_len: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
+    keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, tslot: np.ndarray, thash: np.ndarray,
+    free: np.ndarray, active: np.ndarray, counters: np.ndarray, idle_ns: int, active_ns: int,
+    out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
+) -> int:
+    """Meter one batch of packets; expired flows are written to ``out_*``; returns how many."""
+    mask = tslot.shape[0] - 1
+    m = 0
+    n = ts_ns.shape[0]
+    for i in range(n):
+        if status[i] != _OK:
+            counters[C_NOT_IN_FLOWS] += 1
+            continue
+        ts = ts_ns[i]
+        proto = np.int64(protocol[i])
+        sport = np.int64(src_port[i])
+        dport = np.int64(dst_port[i])
+        if proto != 6 and proto != 17:  # ICMP and others: one flow per address pair and protocol
+            sport = 0
+            dport = 0
+        # the addresses as two native int64 words each; the key puts the smaller endpoint first (any fixed
+        # order will do: it is never seen outside, the initiator decides src and dst)
+        s_hi = src_words[i, 0]
+        s_lo = src_words[i, 1]
+        d_hi = dst_words[i, 0]
+        d_lo = dst_words[i, 1]
+        if s_hi != d_hi:
+            forward_key = s_hi < d_hi
+        elif s_lo != d_lo:
+            forward_key = s_lo < d_lo
+        else:
+            forward_key = sport <= dport
+        tag = np.int64(vlan[i])
+        if forward_key:
+            k0, k1, k2, k3 = s_hi, s_lo, d_hi, d_lo
+            k4 = (tag << 40) | (proto << 32) | (sport << 16) | dport
+        else:
+            k0, k1, k2, k3 = d_hi, d_lo, s_hi, s_lo
+            k4 = (tag << 40) | (proto << 32) | (dport << 16) | sport
+        h = _hash(k0, k1, k2, k3, k4)
+        flags = np.int64(tcp_flags[i])
+        row, pos = _find(keys, tslot, thash, mask, h, k0, k1, k2, k3, k4)
+        if row >= 0:
+            reason = np.int64(-1)
+            if ts - istate[row, I_LAST] > idle_ns:
+                reason = _IDLE
+            elif ts - istate[row, I_FIRST] > active_ns:
+                reason = _ACTIVE
+            elif proto == 6 and (flags & 0x02) and not (flags & 0x10) and (
+                (istate[row, I_FLAGS] | istate[row, I_FLAGS + 1]) & 0x05
+            ) and (tcp_seq[i] < 0 or tcp_seq[i] != istate[row, I_SYN_SEQ]):
+                reason = _TCP_CLOSED  # a retransmitted opening SYN (same sequence number) is not a new connection
+            if reason >= 0:
+                m = _on_expire(row, reason, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                               out_keys, out_i, out_f, m)
+                row = -1
+                pos = -1
+        if row < 0:
+            if counters[C_FREE] == 0:
+                m = _make_room(ts, idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                               out_keys, out_i, out_f, m)
+                pos = -1
+            if pos < 0:  # the table changed since the lookup
+                row, pos = _find(keys, tslot, thash, mask, h, k0, k1, k2, k3, k4)
+            counters[C_FREE] -= 1
+            row = free[counters[C_FREE]]
+            tslot[pos] = row
+            thash[pos] = h
+            keys[row, 0] = k0
+            keys[row, 1] = k1
+            keys[row, 2] = k2
+            keys[row, 3] = k3
+            keys[row, 4] = k4
+            position = counters[C_ACTIVE]
+            active[position] = row
+            counters[C_ACTIVE] = position + 1
+            _on_init(row, ts, tag, np.int64(ip_version[i]), proto, 1 if forward_key else 0, h, istate, fstate,
+                     counters)
+            istate[row, I_POS] = position
+        d = 0 if (forward_key == (istate[row, I_INIT_A] == 1)) else 1
+        _on_update(row, ts, d, np.int64(wirelen[i]), np.int64(payload_len[i]), flags, np.int64(tcp_window[i]),
+                   istate, fstate)
+        if proto == 6 and (flags & 0x12) == 0x02 and istate[row, I_SYN_SEQ] < 0:
+            istate[row, I_SYN_SEQ] = tcp_seq[i]
+    if n:
+        m = _expire_idle(ts_ns[n - 1], idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                         out_keys, out_i, out_f, m)
+    return m
+
+
+@njit(cache=True)
+def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, tslot: np.ndarray, thash: np.ndarray,
+               free: np.ndarray, active: np.ndarray, counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray,
+               out_f: np.ndarray) -> int:
+    mask = tslot.shape[0] - 1
+    m = 0
+    while counters[C_ACTIVE] > 0:
+        m = _on_expire(active[counters[C_ACTIVE] - 1], _END_OF_CAPTURE, keys, istate, fstate, tslot, thash, mask,
+                       free, active, counters, out_keys, out_i, out_f, m)
+    return m
+
+
+def _words(addresses: np.ndarray) -> np.ndarray:
+    """16-byte addresses (n, 16) as two int64 words each (n, 2), without copying."""
+    return np.ascontiguousarray(addresses).view(np.int64)
+
+
+def _addresses(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_words`."""
+    return np.stack([first, second], axis=1).view(np.uint8)
+
+
+class FlowMeter:
+    """Feed PacketBatch chunks in order with :meth:`update`; expired flows come back as FlowBatch.
+
+    Same flows, fields and order as :class:`ReferenceFlowMeter` with the same arguments.
+    """
+
+    def __init__(self, idle_timeout: float = 120.0, active_timeout: float = 1800.0,
+                 max_flows: int = DEFAULT_MAX_FLOWS) -> None:
+        if max_flows < 1:
+            raise ValueError("max_flows must be at least 1")
+        self.idle_ns = int(idle_timeout * _NS)
+        self.active_ns = int(active_timeout * _NS)
+        self.max_flows = max_flows
+        table_size = 1 << max(4, (2 * max_flows - 1).bit_length())  # load stays at most one half
+        # np.zeros maps fresh pages lazily: rows never used by a flow cost no memory
+        self._keys = np.zeros((max_flows, 5), np.int64)
+        self._istate = np.zeros((max_flows, N_INT), np.int64)
+        self._fstate = np.zeros((max_flows, N_FLOAT), np.float64)
+        self._tslot = np.full(table_size, -1, np.int32)
+        self._thash = np.zeros(table_size, np.int64)
+        self._free = np.arange(max_flows - 1, -1, -1, dtype=np.int64)  # popped from the end: row 0 first
+        self._active = np.zeros(max_flows, np.int64)
+        self._counters = np.zeros(N_COUNTERS, np.int64)
+        self._counters[C_FREE] = max_flows
+        # expired flows, one column each (so a feature is one contiguous row)
+        self._out_keys = np.zeros((5, 0), np.int64)
+        self._out_i = np.zeros((N_INT, 0), np.int64)
+        self._out_f = np.zeros((N_FLOAT, 0), np.float64)
+
+    def __len__(self) -> int:
+        return int(self._counters[C_ACTIVE])
+
+    @property
+    def packets_not_in_flows(self) -> int:
+        return int(self._counters[C_NOT_IN_FLOWS])
+
+    @property
+    def evicted(self) -> int:
+        return int(self._counters[C_EVICTED])
+
+    def _output(self, flows: int) -> None:
+        if self._out_i.shape[1] < flows:
+            flows = max(flows, self._out_i.shape[1] * 3 // 2)
+            self._out_keys = np.empty((5, flows), np.int64)
+            self._out_i = np.empty((N_INT, flows), np.int64)
+            self._out_f = np.empty((N_FLOAT, flows), np.float64)
+
+    def update(self, batch: PacketBatch) -> FlowBatch:
+        # every expiry frees a row for at most one new flow: packets + live flows bound the output
+        self._output(len(batch) + len(self))
+        m = meter_batch(
+            batch.status, batch.ts_ns, batch.vlan, batch.ip_version, batch.protocol, _words(batch.src_ip),
+            _words(batch.dst_ip),
+            batch.src_port, batch.dst_port, batch.wirelen, batch.payload_len, batch.tcp_flags, batch.tcp_window,
+            tcp_sequence_numbers(batch),
+            self._keys, self._istate, self._fstate, self._tslot, self._thash, self._free, self._active,
+            self._counters, self.idle_ns, self.active_ns, self._out_keys, self._out_i, self._out_f,
+        )
+        return self._batch(m)
+
+    def flush(self) -> FlowBatch:
+        """End of input: every remaining flow expires."""
+        self._output(len(self))
+        m = expire_all(self._keys, self._istate, self._fstate, self._tslot, self._thash, self._free, self._active,
+                       self._counters, self._out_keys, self._out_i, self._out_f)
+        return self._batch(m)
+
+    def _batch(self, m: int) -> FlowBatch:
+        order = np.lexsort((self._out_i[I_SEQ, :m], self._out_i[I_FIRST, :m]))
+        keys, ints, floats = self._out_keys[:, order], self._out_i[:, order], self._out_f[:, order]
+        init_a = ints[I_INIT_A] == 1
+        side_a, side_b = _addresses(keys[0], keys[1]), _addresses(keys[2], keys[3])
+        port_a, port_b = (keys[4] >> 16) & 0xFFFF, keys[4] & 0xFFFF
+        return FlowBatch(
+            first_ts_ns=ints[I_FIRST],
+            last_ts_ns=ints[I_LAST],
+            vlan=ints[I_VLAN].astype(np.uint16),
+            ip_version=ints[I_VERSION].astype(np.uint8),
+            protocol=ints[I_PROTO].astype(np.uint8),
+            src_ip=np.where(init_a[:, None], side_a, side_b),
+            dst_ip=np.where(init_a[:, None], side_b, side_a),
+            src_port=np.where(init_a, port_a, port_b).astype(np.uint16),
+            dst_port=np.where(init_a, port_b, port_a).astype(np.uint16),
+            packets_fwd=ints[I_PACKETS].astype(np.uint64),
+            packets_bwd=ints[I_PACKETS + 1].astype(np.uint64),
+            bytes_fwd=ints[I_BYTES].astype(np.uint64),
+            bytes_bwd=ints[I_BYTES + 1].astype(np.uint64),
+            payload_bytes_fwd=ints[I_PAYLOAD].astype(np.uint64),
+            payload_bytes_bwd=ints[I_PAYLOAD + 1].astype(np.uint64),
+            tcp_flags_fwd=ints[I_FLAGS].astype(np.uint8),
+            tcp_flags_bwd=ints[I_FLAGS + 1].astype(np.uint8),
+            end_reason=ints[I_REASON].astype(np.uint8),
+            features=_features(ints, floats),
+        )
+
+
+def _features(ints: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
+    """Views into the output matrices, named as in ``features.py`` (whose types are int64 and float64)."""
+    values: dict[str, np.ndarray] = {"id": ints[I_SEQ], "duration_ns": ints[I_LAST] - ints[I_FIRST]}
+    for d, name in enumerate(DIRECTIONS):
+        values[f"{name}_size_min"] = ints[I_SIZE_MIN + d]
+        values[f"{name}_size_max"] = ints[I_SIZE_MAX + d]
+        values[f"{name}_size_mean"] = floats[F_SIZE_MEAN + d]
+        values[f"{name}_size_std"] = floats[F_SIZE_M2 + d]  # turned into the std on expiry
+        values[f"{name}_iat_min"] = ints[I_IAT_MIN + d]
+        values[f"{name}_iat_max"] = ints[I_IAT_MAX + d]
+        values[f"{name}_iat_mean"] = floats[F_IAT_MEAN + d]
+        values[f"{name}_iat_std"] = floats[F_IAT_M2 + d]
+    for d, name in enumerate(DIRECTIONS[:2]):
+        for bit, flag in enumerate(TCP_FLAGS):
+            values[f"{name}_{flag}_count"] = ints[I_FLAG_COUNT + d * 8 + bit]
+        values[f"{name}_init_window"] = ints[I_WINDOW + d]
+        values[f"{name}_data_packets"] = ints[I_DATA + d]
+    for k in range(FIRST_PACKETS):
+        values[f"first_size_{k + 1}"] = ints[I_FIRST_SIZE + k]
+        values[f"first_dir_{k + 1}"] = ints[I_FIRST_DIR + k]
+    return {name: values[name] for name in FEATURE_NAMES}
+
+
+__all__ = ["FlowMeter"]
