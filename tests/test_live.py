@@ -61,10 +61,21 @@ def stored(tmp_path: Path) -> tuple[list[dict], list[dict]]:
     return alerts, events
 
 
+def wait_for_capture(tmp_path: Path, timeout: float = 120) -> None:
+    """dumpcap has opened its first ring file: packets sent from now on are captured."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any((tmp_path / "state" / "ring").glob("ring_*.pcapng")):
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise AssertionError("dumpcap did not start capturing")
+
+
 @needs_root
 def test_live_capture_of_a_syn_scan(tmp_path: Path, veth: str) -> None:
-    run = soc_run(tmp_path, "--interface", veth, "--duration", "8")
-    time.sleep(3)  # dumpcap is capturing
+    run = soc_run(tmp_path, "--interface", veth, "--duration", "15")
+    wait_for_capture(tmp_path)
     scan = (f"from scapy.all import IP, TCP, send; send([IP(src='{SCANNER_IP}', dst='{HOST_IP}')/"
             f"TCP(sport=40000, dport=p, flags='S', seq=1) for p in range(1, 41)], verbose=False)")
     sh("ip", "netns", "exec", NAMESPACE, sys.executable, "-c", scan)

@@ -8,9 +8,11 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from soc.config import Settings, load_settings
 from soc.errors import SocError
+from soc.model import Alert
 from soc.store import SpooledStore, open_spooled_store
 
 out = Console()
@@ -62,3 +64,32 @@ def open_configured_store(config: Path | None, store_url: str | None) -> tuple[S
 
 
 ActorOption = Annotated[str, typer.Option("--by", envvar="SOC_USER", help="who does it (recorded in the audit log)")]
+
+
+def print_alerts(alerts: list[Alert]) -> None:
+    """A table of alerts by rule and severity, then one line per alert."""
+    by_rule: dict[tuple[str, str], int] = {}
+    for alert in alerts:
+        key = (alert.rule.name, alert.severity.label)
+        by_rule[key] = by_rule.get(key, 0) + 1
+    if not by_rule:
+        return
+    table = Table(title="Alerts by rule and severity")
+    table.add_column("rule")
+    table.add_column("severity")
+    table.add_column("alerts", justify="right")
+    for (rule, severity), count in sorted(by_rule.items()):
+        table.add_row(rule, severity, str(count))
+    out.print(table)
+    for alert in alerts:
+        suppressed = " (suppressed)" if alert.suppressed_by else ""
+        out.print(f"  [{alert.severity.label}] {alert.id}  {alert.message}{suppressed}", highlight=False,
+                  markup=False)
+
+
+def exit_if_spooled(settings: Settings, store: SpooledStore, pending: bool) -> None:
+    """Alerts that could not reach the store wait in the spool: say so, and exit with EX_TEMPFAIL."""
+    if pending:
+        say(f"{store.spooled} alerts wait in the spool {settings.resolve(settings.store.spool_dir)}; "
+            "they are delivered on the next run", "warning")
+        raise typer.Exit(EXIT_STORE_PENDING)

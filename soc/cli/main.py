@@ -12,15 +12,17 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from soc.cli import response as response_cli
+from soc.cli import web as web_cli
 from soc.cli.common import (
-    EXIT_STORE_PENDING,
     ConfigOption,
     StoreOption,
     err,
+    exit_if_spooled,
     fail,
     load_config,
     open_configured_store,
     out,
+    print_alerts,
     say,
 )
 from soc.errors import SocError
@@ -69,10 +71,7 @@ def replay(
     _print_replay_summary(outcome, alert_store.url)
     for error in outcome.errors:
         say(error)
-    if pending:
-        say(f"{alert_store.spooled} alerts wait in the spool {settings.resolve(settings.store.spool_dir)}; "
-            "they are delivered on the next run", "warning")
-        raise typer.Exit(EXIT_STORE_PENDING)
+    exit_if_spooled(settings, alert_store, pending)
     if outcome.errors:
         raise typer.Exit(1)
 
@@ -117,10 +116,7 @@ def run(
     _print_replay_summary(outcome, alert_store.url)
     out.print(f"Interfaces {', '.join(interfaces)}: {drops.received} packets received; dropped by the kernel "
               f"{drops.kernel}, ring files lost before reading {drops.own}", highlight=False)
-    if pending:
-        say(f"{alert_store.spooled} alerts wait in the spool {settings.resolve(settings.store.spool_dir)}; "
-            "they are delivered on the next run", "warning")
-        raise typer.Exit(EXIT_STORE_PENDING)
+    exit_if_spooled(settings, alert_store, pending)
 
 
 def _progress(quiet: bool) -> Progress:
@@ -134,20 +130,7 @@ def _print_replay_summary(report: ReplayReport, store_url: str) -> None:
     packets = sum(f.packets for f in report.files)
     out.print(f"Read {len(report.files)} file(s): {packets} packets, {report.flows} flows, "
               f"{len(report.alerts)} alerts → {store_url}", highlight=False)
-    by_rule: dict[tuple[str, str], int] = {}
-    for alert in report.alerts:
-        key = (alert.rule.name, alert.severity.label)
-        by_rule[key] = by_rule.get(key, 0) + 1
-    if by_rule:
-        table = Table(title="Alerts by rule and severity")
-        table.add_column("rule")
-        table.add_column("severity")
-        table.add_column("alerts", justify="right")
-        for (rule, severity), count in sorted(by_rule.items()):
-            table.add_row(rule, severity, str(count))
-        out.print(table)
-        for alert in report.alerts:
-            out.print(f"  [{alert.severity.label}] {alert.id}  {alert.message}", highlight=False)
+    print_alerts(report.alerts)
 
 
 @alerts_app.command("list")
@@ -240,6 +223,7 @@ def config_check(
 
 
 response_cli.register(alerts_app, app)
+web_cli.register(app)
 
 
 def main() -> None:

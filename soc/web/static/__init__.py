@@ -1,0 +1,1 @@
+"""Static files of the web console; a package so the files ship with soc."""
