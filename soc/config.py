@@ -131,6 +131,23 @@ class ResponseSettings(_Strict):
     profile: str = Field("vn-decree85-2016", description="regulation profile for reporting deadlines")
 
 
+class ScheduledSigma(_Strict):
+    """Sigma rules run as Lucene queries inside Elasticsearch on a schedule."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    rules: list[str] = Field(min_length=1, description="rule files or folders")
+    pipeline: str | None = Field(None, description="pySigma pipeline name (default: soc's own field mapping)")
+    every_minutes: int = Field(5, ge=1, le=1440)
+    lookback_minutes: int = Field(15, ge=1, description="longer than every_minutes: runs overlap")
+    window_seconds: int = Field(3600, ge=60, description="matches of a rule on one subject within it are one alert")
+
+
+class SigmaSettings(_Strict):
+    rules: list[str] = Field(default_factory=lambda: ["rules"], description="rules run in-process on the stream")
+    pipeline: str | None = None
+    scheduled: list[ScheduledSigma] = Field(default_factory=list)
+
+
 class SchedulerSettings(_Strict):
     daily_summary: str = Field("0 7 * * *", description="cron (minute hour day month weekday), local time")
     weekly_report: str = Field("0 7 * * mon", description="cron of the weekly report to each owner")
@@ -148,6 +165,7 @@ class Settings(_Strict):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    sigma: SigmaSettings = Field(default_factory=SigmaSettings)
     rules: list[str] = Field(default_factory=lambda: ["rules"])
     playbooks: list[str] = Field(default_factory=lambda: ["playbooks"])
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

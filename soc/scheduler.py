@@ -98,6 +98,12 @@ def jobs(settings: Settings) -> dict[str, Job]:
         Job("weekly-report", s.weekly_report, "weekly report to each system owner (posture check C6)", weekly_report),
         Job("retention", s.retention, "archive and delete alerts past each system's retention (C7)", retention),
     ]
+    for scheduled in settings.sigma.scheduled:
+        from soc.scheduled_detections import scheduled_job  # pySigma loads only when Sigma jobs are configured
+
+        builtin.append(Job(f"sigma-{scheduled.name}", f"*/{scheduled.every_minutes} * * * *",
+                           f"Sigma rules {', '.join(scheduled.rules)} as Lucene queries in Elasticsearch "
+                           f"(look-back {scheduled.lookback_minutes} min)", scheduled_job(settings, scheduled)))
     return {job.name: job for job in builtin} | EXTRA_JOBS
 
 

@@ -4,6 +4,7 @@ malformed lines by reason). With ``--output`` the events go to a JSONL file, res
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,18 @@ from rich.table import Table
 from collectors.logs.base import Diagnostics, Stats
 from collectors.logs.ingest import ingest_paths, ingest_to_jsonl, known_format
 from collectors.logs.parsers import PARSERS
+from soc.cli.common import (
+    ConfigOption,
+    StoreOption,
+    exit_if_spooled,
+    open_configured_store,
+    out,
+    print_alerts,
+)
+from soc.config import Settings
 from soc.errors import SocError
+from soc.model import Alert, Event
+from soc.store import SpooledStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 stderr = Console(stderr=True)
@@ -79,8 +91,12 @@ def ingest(
     ] = None,
     fsync: Annotated[bool, typer.Option("--fsync", help="with --output: survive power loss, not only a kill")] = False,
     list_formats: Annotated[bool, typer.Option("--list-formats", help="list the formats and exit")] = False,
+    detect: Annotated[bool, typer.Option(help="run the Sigma rules (sigma.rules) and store the alerts")] = True,
+    events: Annotated[bool, typer.Option(help="also store every event (soc-events-*)")] = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
 ) -> None:
-    """Parse log files once and print what they hold."""
+    """Parse log files once (the offline twin of `soc replay`): events through the Sigma rules into the store."""
     if list_formats:
         table = Table(title="Log formats")
         table.add_column("name")
@@ -103,6 +119,9 @@ def ingest(
                 paths, output, checkpoint or output.with_name(output.name + ".checkpoint"), fmt,
                 options=options, diagnostics=diagnostics, durable=fsync,
             )  # fmt: skip
+        elif detect or events:
+            detected = _detect(ingest_paths(paths, fmt, options=options, diagnostics=diagnostics), events, config,
+                               store)
         else:
             for _ in ingest_paths(paths, fmt, options=options, diagnostics=diagnostics):
                 pass
@@ -112,6 +131,26 @@ def ingest(
     finally:
         diagnostics.close()
     print_summary(diagnostics.stats, time.perf_counter() - started)
+    if output is None and (detect or events):
+        settings, alert_store, alerts = detected
+        out.print(f"{len(alerts)} alerts → {alert_store.url}", highlight=False)
+        print_alerts(alerts)
+        exit_if_spooled(settings, alert_store, alert_store.spool.pending() > 0)
+
+
+def _detect(stream: Iterator[Event], store_events: bool, config: Path | None,
+            store: str | None) -> tuple[Settings, SpooledStore, list[Alert]]:
+    """Events through the Sigma engine into the configured store."""
+    from soc.events import EventPipeline  # the rules compile only when they are used
+    from soc.sink import AlertSink
+
+    settings, alert_store = open_configured_store(config, store)
+    with alert_store:
+        sink = AlertSink(settings, alert_store)
+        pipeline = EventPipeline(settings, sink, store_events=store_events)
+        pipeline.feed(stream)
+        pipeline.flush()
+    return settings, alert_store, sink.alerts
 
 
 if __name__ == "__main__":

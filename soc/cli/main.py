@@ -11,7 +11,9 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from soc.cli import logs as logs_cli
 from soc.cli import response as response_cli
+from soc.cli import sigma as sigma_cli
 from soc.cli import web as web_cli
 from soc.cli.common import (
     ConfigOption,
@@ -223,7 +225,9 @@ def config_check(
 
 
 response_cli.register(alerts_app, app)
+app.command("ingest")(logs_cli.ingest)
 web_cli.register(app)
+sigma_cli.register(app)
 
 
 def main() -> None:

@@ -121,6 +121,7 @@ RECORDS_TEMPLATE = {
 }
 
 _UNAVAILABLE = (ConnectionError, ConnectionTimeout)
+MAX_PAGE = 10000  # index.max_result_window
 _RETRYABLE_STATUS = {429, 502, 503, 504}
 
 
@@ -264,12 +265,21 @@ class ElasticsearchStore(AlertStore):
         return self._search({"bool": {"filter": filters, "must_not": must_not}}, size=query.limit)
 
     def _search(self, es_query: dict[str, Any], size: int) -> list[Alert]:
-        answer = self._call("searching alerts", lambda: self.client.search(
-            index=f"{self.alerts_prefix}*", query=es_query, size=size, ignore_unavailable=True, allow_no_indices=True,
-            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}, {"event.id": {"order": "asc",
-                                                                                  "unmapped_type": "keyword"}}],
-        ))
-        return [Alert.from_ecs(hit["_source"]) for hit in answer["hits"]["hits"]]
+        sort = [{"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+                {"event.id": {"order": "asc", "unmapped_type": "keyword"}}]
+        hits: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while len(hits) < size:  # pages of at most 10,000 (the cluster's result window), by search_after
+            page = min(size - len(hits), MAX_PAGE)
+            answer = self._call("searching alerts", lambda page=page, after=after: self.client.search(
+                index=f"{self.alerts_prefix}*", query=es_query, size=page, ignore_unavailable=True,
+                allow_no_indices=True, sort=sort, search_after=after))
+            batch = answer["hits"]["hits"]
+            hits += batch
+            if len(batch) < page:
+                break
+            after = batch[-1]["sort"]
+        return [Alert.from_ecs(hit["_source"]) for hit in hits]
 
     def count(self) -> int:
         answer = self._call("counting alerts", lambda: self.client.count(
