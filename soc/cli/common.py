@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -15,8 +16,9 @@ from soc.errors import SocError
 from soc.model import Alert
 from soc.store import SpooledStore, open_spooled_store
 
-out = Console()
-err = Console(stderr=True)
+# Piped output is read by people in logs and by grep: wide lines, never wrapped at rich's default 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=200)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="soc.yaml to use (default: ./soc.yaml if present)")
