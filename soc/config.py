@@ -72,12 +72,17 @@ class PacketCollectorSettings(_Strict):
 class FlowSettings(_Strict):
     idle_timeout: float = Field(120.0, gt=0)
     active_timeout: float = Field(1800.0, gt=0)
+    max_flows: int = Field(1 << 19, ge=1024, description="flows held in memory; past it the oldest are evicted")
 
 
 class CollectorSettings(_Strict):
     packets: PacketCollectorSettings = Field(default_factory=PacketCollectorSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
     logs: list[dict[str, Any]] = Field(default_factory=list, description="log sources (see collectors/logs)")
+    protocols: dict[str, Any] = Field(
+        default_factory=dict,
+        description="parsers: {protocols: [dns, http, tls], http: {home_networks: [...]}, dns: {ports: [...]}}",
+    )
 
 
 class DetectorSettings(_Strict):

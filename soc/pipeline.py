@@ -10,16 +10,19 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from collectors.flows import ReferenceFlowMeter, flow_events
+from collectors.flows import FlowMeter, flow_events
 from collectors.packets import CaptureReader
+from collectors.protocols import ProtocolExtractor
+from collectors.protocols.http import HOME_NETWORKS
 from detectors.base import FlowDetector
 from detectors.network import PortScanDetector
-from soc.alerts.handling import AlertHandler
 from soc.config import Settings
 from soc.errors import CaptureError
+from soc.events import EventPipeline
 from soc.model import Alert, FlowBatch
-from soc.response import PlaybookEngine, load_playbooks
+from soc.sink import AlertSink
 from soc.store import AlertStore
 
 # progress(path, bytes done, bytes in file)
@@ -51,12 +54,21 @@ def build_detectors(settings: Settings) -> list[FlowDetector]:
     return [PortScanDetector(settings.detectors.portscan)]
 
 
-def _playbook_engine(settings: Settings, store: AlertStore) -> PlaybookEngine:
-    return PlaybookEngine(settings, store, load_playbooks([settings.resolve(p) for p in settings.playbooks]))
+def protocol_settings(settings: Settings) -> dict[str, Any]:
+    """The protocol parsers' options; requests to the inventory's systems count as ``webserver`` traffic (ours
+    to serve), the rest as ``proxy`` (our users going out), unless the configuration names home networks."""
+    config = dict(settings.collectors.protocols)
+    http = dict(config.get("http") or {})
+    if "home_networks" not in http:
+        inventory = [str(network) for system in settings.inventory for network in system.addresses]
+        http["home_networks"] = [*HOME_NETWORKS, *inventory]
+    config["http"] = http
+    return config
 
 
 class Replay:
-    """One pass over capture files: reader → flow meter → detectors → store."""
+    """One pass over capture files: reader → flow meter → flow detectors, and protocol metadata → Sigma rules;
+    every alert through the sink (handling, store, playbooks)."""
 
     def __init__(self, settings: Settings, store: AlertStore, store_events: bool = False,
                  progress: Progress | None = None) -> None:
@@ -65,12 +77,13 @@ class Replay:
         self.store_events = store_events
         self.progress = progress
         flows = settings.collectors.flows
-        self.meter = ReferenceFlowMeter(flows.idle_timeout, flows.active_timeout)
+        self.meter = FlowMeter(flows.idle_timeout, flows.active_timeout, max_flows=flows.max_flows)
         self.detectors = build_detectors(settings)
-        self.handler = AlertHandler(settings, store)
-        self.playbooks = _playbook_engine(settings, store) if settings.response.auto_run else None
-        self._alerts: dict[str, Alert] = {}
+        self.sink = AlertSink(settings, store)
+        self.protocols = ProtocolExtractor.from_dict(protocol_settings(settings))
+        self.events = EventPipeline(settings, self.sink, store_events=store_events)
         self.report = ReplayReport()
+        self._flow_events_written = 0
 
     def run(self, paths: Sequence[str | Path]) -> ReplayReport:
         for path in paths:
@@ -78,10 +91,12 @@ class Replay:
         return self.finish()
 
     def finish(self) -> ReplayReport:
-        """End of input: expire every flow and close every detector window."""
+        """End of input: expire every flow, close every detector window, flush pending protocol events."""
         self._flows(self.meter.flush())
-        self._emit([alert for detector in self.detectors for alert in detector.flush()])
-        return self.report
+        self.sink.emit([alert for detector in self.detectors for alert in detector.flush()])
+        self.events.feed(self.protocols.finish())
+        self.events.flush()
+        return self._report()
 
     def feed(self, path: Path) -> FileReport:
         """One more capture file of the same stream (flows continue across files, as in a capture ring)."""
@@ -91,30 +106,27 @@ class Replay:
         try:
             for batch in reader:
                 self._flows(self.meter.update(batch))
+                self.events.feed(self.protocols.process(batch))
                 if self.progress is not None:
                     last = len(batch) - 1
                     self.progress(path, int(batch.data_offset[last] + batch.caplen[last]), reader.size)
         except CaptureError as exc:
             file_report.error = exc
+        self.events.flush()  # alerts found before any damage are stored now
         file_report.error = file_report.error or reader.error
         file_report.packets = reader.stats.packets
         file_report.by_status = reader.stats.by_status
+        self._report()
         return file_report
 
     def _flows(self, flows: FlowBatch) -> None:
         self.report.flows += len(flows)
         if self.store_events and len(flows):
-            self.report.events_written += self.store.write_events(flow_events(flows))
-        self._emit([alert for detector in self.detectors for alert in detector.observe(flows)])
+            self._flow_events_written += self.store.write_events(flow_events(flows))
+        self.sink.emit([alert for detector in self.detectors for alert in detector.observe(flows)])
 
-    def _emit(self, alerts: list[Alert]) -> None:
-        """Handle and write alerts; the report keeps the latest version of each."""
-        if not alerts:
-            return
-        alerts = self.handler.handle(alerts)
-        self.store.write(alerts)
-        for alert in alerts:
-            self._alerts[alert.id] = alert
-            if self.playbooks is not None and alert.suppressed_by is None:
-                self.report.playbook_runs += len(self.playbooks.start_all(alert))
-        self.report.alerts = list(self._alerts.values())
+    def _report(self) -> ReplayReport:
+        self.report.alerts = self.sink.alerts
+        self.report.playbook_runs = self.sink.playbook_runs
+        self.report.events_written = self._flow_events_written + self.events.counts["stored"]
+        return self.report
