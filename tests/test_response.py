@@ -280,3 +280,36 @@ def test_closed_alerts_stay_closed_when_detected_again(tmp_path: Path) -> None:
     replay_synscan(settings, store)
     got = store.get(alert.id)
     assert got is not None and got.status == AlertStatus.CLOSED
+
+
+def test_webhook_notification_posts_the_alert(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "hook.yml").write_text(
+        "id: playbook--hook\nname: hook\ntrigger: {rules: [soc-net-portscan]}\nsteps:\n"
+        f"  - {{id: chat, type: notify, channel: webhook, url: 'http://127.0.0.1:{server.server_port}/soc'}}\n")
+    settings = settings_for(tmp_path)
+    store = SqliteStore(tmp_path / "soc.db")
+    alert = replay_synscan(settings, store)
+    [run] = PlaybookEngine(settings, store, load_playbooks([playbooks])).start_all(alert, "soc engine")
+    server.shutdown()
+    assert run["status"] == "done" and run["steps"][0]["output"]["status"] == 204
+    [payload] = received
+    assert payload["alert"]["id"] == alert.id and payload["system"]["name"] == "cong-thong-tin"
+    assert payload["subject"] == "[soc] high: Port scan on cong-thong-tin"
