@@ -252,6 +252,7 @@ class Alert:
     notes: list[dict[str, str]] = field(default_factory=list)  # {"at", "by", "text"}
     incident_id: str | None = None
     suppressed_by: str | None = None  # the suppression rule that matched: kept as evidence, out of the queue
+    created_at: str = field(default_factory=iso_now)  # when the engine first stored it (response times count from it)
 
     @property
     def id(self) -> str:
@@ -293,6 +294,7 @@ class Alert:
                         "notes": self.notes,
                         "incident_id": self.incident_id,
                         "suppressed_by": self.suppressed_by,
+                        "created_at": self.created_at,
                         "count": self.count,
                         "evidence": self.evidence,
                     },
@@ -357,9 +359,11 @@ def triage_from_doc(alert_doc: dict[str, Any]) -> dict[str, Any]:
         "notes": list(alert_doc.get("notes") or []),
         "incident_id": alert_doc.get("incident_id"),
         "suppressed_by": alert_doc.get("suppressed_by"),
+        "created_at": alert_doc.get("created_at") or iso_now(),
     }
 
 
-TRIAGE_FIELDS = ("status", "assignee", "verdict", "notes", "incident_id", "suppressed_by")
+# Set by people, or once when first stored: a detection written again never changes these.
+TRIAGE_FIELDS = ("status", "assignee", "verdict", "notes", "incident_id", "suppressed_by", "created_at")
 
 _ALERT_EVENT_KEYS = {"id", "kind", "module", "dataset", "severity", "risk_score", "start", "end"}

@@ -125,7 +125,7 @@ class PostureEvaluator:
             alert = by_alert.get(record["subject"])
             if alert is None or record["action"] not in _ACKNOWLEDGING:
                 continue
-            hours = max(0.0, (parse_time(record["at"]) - parse_time(alert.first_seen)).total_seconds() / 3600)
+            hours = max(0.0, (parse_time(record["at"]) - parse_time(alert.created_at)).total_seconds() / 3600)
             if record["subject"] not in seen_ack:
                 seen_ack.add(record["subject"])
                 acknowledged.append((record["at"], hours))

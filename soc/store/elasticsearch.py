@@ -90,6 +90,7 @@ ALERTS_TEMPLATE = {
                         "group_key": _KEYWORD, "time_bucket": {"type": "long"}, "severity": _KEYWORD,
                         "status": _KEYWORD, "assignee": _KEYWORD, "count": {"type": "long"},
                         "verdict": _KEYWORD, "incident_id": _KEYWORD, "suppressed_by": _KEYWORD,
+                        "created_at": {"type": "date"},
                         "notes": {"properties": {"at": {"type": "date"}, "by": _KEYWORD, "text": {"type": "text"}}},
                         # detector-specific evidence: kept whole, not indexed (its fields differ per detector)
                         "evidence": {"type": "object", "enabled": False},

@@ -150,7 +150,7 @@ def test_reports_response_times_incidents_and_trend(store: SqliteStore, tmp_path
     trail = AuditLog(store).records(f"alert:{alert.id}")
     acked = next(r for r in trail if r["action"] == "alert.acknowledged")
     closed = next(r for r in trail if r["action"] == "alert.closed")
-    hours = lambda r: round((parse_time(r["at"]) - parse_time(alert.first_seen)).total_seconds() / 3600, 2)  # noqa: E731
+    hours = lambda r: round((parse_time(r["at"]) - parse_time(alert.created_at)).total_seconds() / 3600, 2)  # noqa: E731
     assert portal.time_to_acknowledge == {"this_month": hours(acked), "last_month": None}
     assert portal.time_to_resolve == {"this_month": hours(closed), "last_month": None}
     day = now.date().isoformat()
