@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from soc.model import Alert, FlowBatch
+from soc.model import Alert, FlowBatch, PacketBatch
 
 
 class FlowDetector(ABC):
@@ -15,6 +15,23 @@ class FlowDetector(ABC):
     @abstractmethod
     def observe(self, flows: FlowBatch) -> list[Alert]:
         """Take a batch of flows; return the alerts of the windows this batch closed."""
+
+    @abstractmethod
+    def flush(self) -> list[Alert]:
+        """End of input: return the alerts of every window still open."""
+
+
+class PacketDetector(ABC):
+    """Consumes decoded packet batches in time order, for what flows do not keep (ARP, DNS names).
+
+    Reads only the packets it needs (a numpy selection over the batch); Python work is per selected record.
+    """
+
+    rule_id: str
+
+    @abstractmethod
+    def observe_packets(self, batch: PacketBatch) -> list[Alert]:
+        """Take a batch of packets; return the alerts of the windows this batch closed."""
 
     @abstractmethod
     def flush(self) -> list[Alert]:

@@ -12,6 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from detectors.anomaly.settings import AnomalySettings
+from detectors.network.adminshare import AdminShareSettings
+from detectors.network.arpspoof import ArpSpoofSettings
+from detectors.network.beacon import BeaconSettings
+from detectors.network.bruteforce import BruteForceSettings
+from detectors.network.dnstunnel import DnsTunnelSettings
+from detectors.network.exfiltration import ExfiltrationSettings
+from detectors.network.flood import FloodSettings
+from detectors.network.lateral import LateralSettings
 from detectors.network.portscan import PortScanSettings
 from soc.errors import ConfigError
 from soc.yamlfile import load_model
@@ -87,6 +96,15 @@ class CollectorSettings(_Strict):
 
 class DetectorSettings(_Strict):
     portscan: PortScanSettings = Field(default_factory=PortScanSettings)
+    flood: FloodSettings = Field(default_factory=FloodSettings)
+    bruteforce: BruteForceSettings = Field(default_factory=BruteForceSettings)
+    beacon: BeaconSettings = Field(default_factory=BeaconSettings)
+    exfiltration: ExfiltrationSettings = Field(default_factory=ExfiltrationSettings)
+    lateral: LateralSettings = Field(default_factory=LateralSettings)
+    dns_tunnel: DnsTunnelSettings = Field(default_factory=DnsTunnelSettings)
+    arp_spoof: ArpSpoofSettings = Field(default_factory=ArpSpoofSettings)
+    admin_share: AdminShareSettings = Field(default_factory=AdminShareSettings)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
 
 
 class GroupingRule(_Strict):

@@ -16,8 +16,19 @@ from collectors.flows import FlowMeter, flow_events
 from collectors.packets import CaptureReader
 from collectors.protocols import ProtocolExtractor
 from collectors.protocols.http import HOME_NETWORKS
-from detectors.base import FlowDetector
-from detectors.network import PortScanDetector
+from detectors.anomaly.settings import AnomalySettings
+from detectors.base import FlowDetector, PacketDetector
+from detectors.network import (
+    AdminShareDetector,
+    ArpSpoofDetector,
+    BeaconDetector,
+    BruteForceDetector,
+    DnsTunnelDetector,
+    ExfiltrationDetector,
+    FloodDetector,
+    LateralMovementDetector,
+    PortScanDetector,
+)
 from soc.config import Settings
 from soc.errors import CaptureError
 from soc.events import EventPipeline
@@ -50,8 +61,22 @@ class ReplayReport:
         return [f.error for f in self.files if f.error is not None]
 
 
+def build_packet_detectors(settings: Settings) -> list[PacketDetector]:
+    """Detectors that read packets flows do not keep: ARP replies, DNS query names, SMB writes."""
+    d = settings.detectors
+    return [ArpSpoofDetector(d.arp_spoof), DnsTunnelDetector(d.dns_tunnel), AdminShareDetector(d.admin_share)]
+
+
 def build_detectors(settings: Settings) -> list[FlowDetector]:
-    return [PortScanDetector(settings.detectors.portscan)]
+    return [
+        PortScanDetector(settings.detectors.portscan),
+        FloodDetector(settings.detectors.flood),
+        BruteForceDetector(settings.detectors.bruteforce),
+        BeaconDetector(settings.detectors.beacon),
+        ExfiltrationDetector(settings.detectors.exfiltration),
+        LateralMovementDetector(settings.detectors.lateral),
+        *AnomalySettings.detectors(settings.detectors.anomaly, settings.resolve),
+    ]
 
 
 def protocol_settings(settings: Settings) -> dict[str, Any]:
@@ -79,6 +104,7 @@ class Replay:
         flows = settings.collectors.flows
         self.meter = FlowMeter(flows.idle_timeout, flows.active_timeout, max_flows=flows.max_flows)
         self.detectors = build_detectors(settings)
+        self.packet_detectors = build_packet_detectors(settings)
         self.sink = AlertSink(settings, store)
         self.protocols = ProtocolExtractor.from_dict(protocol_settings(settings))
         self.events = EventPipeline(settings, self.sink, store_events=store_events)
@@ -93,7 +119,8 @@ class Replay:
     def finish(self) -> ReplayReport:
         """End of input: expire every flow, close every detector window, flush pending protocol events."""
         self._flows(self.meter.flush())
-        self.sink.emit([alert for detector in self.detectors for alert in detector.flush()])
+        detectors: list[FlowDetector | PacketDetector] = [*self.detectors, *self.packet_detectors]
+        self.sink.emit([alert for detector in detectors for alert in detector.flush()])
         self.events.feed(self.protocols.finish())
         self.events.flush()
         return self._report()
@@ -106,6 +133,8 @@ class Replay:
         try:
             for batch in reader:
                 self._flows(self.meter.update(batch))
+                self.sink.emit([alert for detector in self.packet_detectors
+                                for alert in detector.observe_packets(batch)])
                 self.events.feed(self.protocols.process(batch))
                 if self.progress is not None:
                     last = len(batch) - 1

@@ -91,6 +91,19 @@ def retention(settings: Settings, store: AlertStore, now: datetime | None = None
     return {"archived": len(expired), "deleted": deleted, "archive": str(archive)}
 
 
+def retrain_model(settings: Settings, store: AlertStore) -> dict[str, Any]:
+    """Relearn the anomaly model from ``detectors.anomaly.baseline_pcaps``; the detector loads it at its next start."""
+    from detectors.anomaly.train import train  # scikit-learn loads only for this job
+
+    anomaly = settings.detectors.anomaly
+    assert anomaly.model_path is not None
+    out = settings.resolve(anomaly.model_path)
+    model = train([settings.resolve(p) for p in anomaly.baseline_pcaps], out)
+    AuditLog(store).append("soc scheduler", "model.retrained", "model:anomaly", {"path": str(out),
+                                                                                 "flows": model.n_flows_})
+    return {"model": str(out), "flows": model.n_flows_}
+
+
 def jobs(settings: Settings) -> dict[str, Job]:
     s = settings.scheduler
     builtin = [
@@ -98,6 +111,10 @@ def jobs(settings: Settings) -> dict[str, Job]:
         Job("weekly-report", s.weekly_report, "weekly report to each system owner (posture check C6)", weekly_report),
         Job("retention", s.retention, "archive and delete alerts past each system's retention (C7)", retention),
     ]
+    anomaly = settings.detectors.anomaly
+    if anomaly.model_path and anomaly.baseline_pcaps:
+        builtin.append(Job("anomaly-retrain", anomaly.retrain_cron,
+                           f"relearn the anomaly model {anomaly.model_path} from the baseline captures", retrain_model))
     for scheduled in settings.sigma.scheduled:
         from soc.scheduled_detections import scheduled_job  # pySigma loads only when Sigma jobs are configured
 

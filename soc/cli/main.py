@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from soc.cli import lab as lab_cli
 from soc.cli import logs as logs_cli
 from soc.cli import response as response_cli
 from soc.cli import sigma as sigma_cli
@@ -226,6 +227,7 @@ def config_check(
 
 response_cli.register(alerts_app, app)
 app.command("ingest")(logs_cli.ingest)
+lab_cli.register(app)
 web_cli.register(app)
 sigma_cli.register(app)
 

@@ -5,6 +5,7 @@ Screenshots are kept in tests/web/artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -54,6 +55,9 @@ def console_url(world: World) -> Iterator[str]:
 
 def test_each_role_in_a_real_browser(world: World, console_url: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
+    # Playwright starts its driver with asyncio subprocesses: an event loop closed by an earlier test (aiosmtpd,
+    # the syslog listener) can leave the process without an active child watcher, so give it a fresh one.
+    asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
