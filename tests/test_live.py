@@ -27,7 +27,7 @@ needs_root = pytest.mark.skipif(
 
 
 def sh(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=30)
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture
@@ -114,3 +114,19 @@ def test_restart_processes_what_the_ring_holds_exactly_once(tmp_path: Path, veth
     alerts, events = stored(tmp_path)
     assert [a["source"]["ip"] for a in alerts] == ["172.16.0.8"]
     assert len([e for e in events if e["source"]["ip"] == "172.16.0.8"]) == 1994  # not read twice
+
+
+@needs_root
+def test_lab_replay_onto_an_interface_is_captured_live(tmp_path: Path, veth: str) -> None:
+    """`soc lab replay --interface`: a capture sent out of the namespace's end, `soc run` on ours."""
+    run = soc_run(tmp_path, "--interface", veth, "--duration", "40")
+    wait_for_capture(tmp_path)
+    scan = ATTACKS / "esnet-security__nmap_80_all.pcap"
+    sh("ip", "netns", "exec", NAMESPACE, sys.executable, "-m", "soc.cli.main", "lab", "replay", str(scan),
+       "--interface", NS_SIDE, "--speed", "100")
+    _, stderr = run.communicate(timeout=180)
+    assert run.returncode == 0, stderr
+    alerts, events = stored(tmp_path)
+    assert [(a["rule"]["id"], a["source"]["ip"]) for a in alerts] == [("soc-net-portscan", "10.87.1.10")]
+    tcp = {(e["source"]["ip"], e["destination"]["port"]) for e in events if e["network"]["transport"] == "tcp"}
+    assert ("10.87.1.10", 80) in tcp and ("10.87.1.10", 443) in tcp
