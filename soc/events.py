@@ -9,6 +9,7 @@ from pathlib import Path
 
 from detectors.sigma import SigmaEngine
 from soc.config import Settings
+from soc.coverage import CoverageTracker
 from soc.model import Event
 from soc.sink import AlertSink
 
@@ -28,6 +29,7 @@ class EventPipeline:
     def __init__(self, settings: Settings, sink: AlertSink, store_events: bool = False,
                  engine: SigmaEngine | None = None) -> None:
         self.sink = sink
+        self.coverage = CoverageTracker(settings, sink.store)
         self.store_events = store_events
         self.engine = engine if engine is not None else sigma_engine(settings)
         self.counts: Counter[str] = Counter()
@@ -44,6 +46,8 @@ class EventPipeline:
         if not events:
             return
         self.counts["events"] += len(events)
+        self.coverage.observe(events)
+        self.coverage.flush()
         if self.store_events:
             self.counts["stored"] += self.sink.store.write_events(events)
         if self.engine is None:

@@ -150,6 +150,8 @@ class Replay:
 
     def _flows(self, flows: FlowBatch) -> None:
         self.report.flows += len(flows)
+        self.events.coverage.observe_flows(flows)
+        self.events.coverage.flush()
         if self.store_events and len(flows):
             self._flow_events_written += self.store.write_events(flow_events(flows))
         self.sink.emit([alert for detector in self.detectors for alert in detector.observe(flows)])

@@ -4,7 +4,7 @@ A check sees one system with what the engine knows about it and says pass or fai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ class SystemFacts:
     alerts: list[Alert]  # every alert of the system, suppressed ones included (they show a source flowing)
     incidents: list[Incident]
     reports: list[dict[str, Any]]  # monitoring_report records of the system
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # source -> events received (soc.coverage)
 
 
 @dataclass(slots=True)
@@ -116,7 +117,7 @@ class CentralMonitoring(Check):
 
     def evaluate(self, facts: SystemFacts) -> tuple[bool, str]:
         hours = float(self.params.get("max_age_hours", 24))
-        coverage = source_coverage(facts.alerts, self.params.get("sources", {}))
+        coverage = source_coverage(facts.alerts, self.params.get("sources", {}), facts.seen)
         since = facts.now - timedelta(hours=hours)
         stale = [name for name, seen in coverage.items()
                  if seen["last_seen"] is None or parse_time(seen["last_seen"]) < since]
@@ -125,16 +126,21 @@ class CentralMonitoring(Check):
         return True, f"all sources seen within {hours:g} h: {', '.join(coverage)}"
 
 
-def source_coverage(alerts: list[Alert], sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per monitored source (network, web server logs, ...): how many alerts (and detections they group) came
-    from it and when it was last seen. A source is recognised by the ruleset of the alert and, for logs, the ECS
-    blocks it carries."""
+def source_coverage(alerts: list[Alert], sources: dict[str, dict[str, Any]],
+                    seen: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per monitored source (network, web server logs, ...): the events the engine received from it for the
+    system (``seen``, from soc.coverage: the profile's ``coverage`` names), how many alerts (and detections they
+    group) came from it, and when it was last seen. An alert is recognised by its ruleset and, for logs, the
+    ECS blocks it carries."""
+    seen = seen or {}
     result: dict[str, dict[str, Any]] = {}
     for name, spec in sources.items():
         mine = [a for a in alerts if a.rule.ruleset in spec.get("rulesets", [])
                 and (not spec.get("fields") or any(get_field(a.ecs, f) is not None for f in spec["fields"]))]
-        result[name] = {"alerts": len(mine), "detections": sum(a.count for a in mine),
-                        "last_seen": max((a.last_seen for a in mine), default=None)}
+        received = [seen[key] for key in spec.get("coverage", []) if key in seen]
+        times = [a.last_seen for a in mine] + [r["last_seen"] for r in received if r["last_seen"]]
+        result[name] = {"events": sum(r["events"] for r in received), "alerts": len(mine),
+                        "detections": sum(a.count for a in mine), "last_seen": max(times, default=None)}
     return result
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from soc.audit import AuditLog
 from soc.config import InformationSystem, Settings
+from soc.coverage import coverage_of
 from soc.incidents import KIND as INCIDENT_KIND
 from soc.incidents import Incident
 from soc.model import AlertStatus, Severity
@@ -104,7 +105,8 @@ class PostureEvaluator:
     def _one(self, system: InformationSystem, now: datetime, alerts: list[Any], incidents: list[Incident],
              reports: list[dict[str, Any]], trail: list[dict[str, Any]],
              scores: list[dict[str, Any]]) -> SystemPosture:
-        facts = SystemFacts(self.settings, system, self.profile.id, now, alerts, incidents, reports)
+        seen = coverage_of(self.store, system.name)
+        facts = SystemFacts(self.settings, system, self.profile.id, now, alerts, incidents, reports, seen)
         results = []
         for spec, check in self.checks:
             if system.security_level < spec.min_level:
@@ -142,7 +144,7 @@ class PostureEvaluator:
             incidents=[{"id": i.id, "title": i.title, "status": i.status, "discovered_at": i.discovered_at}
                        for i in incidents],
             time_to_acknowledge=_medians(acknowledged, now), time_to_resolve=_medians(resolved, now),
-            coverage=source_coverage(alerts, coverage_spec),
+            coverage=source_coverage(alerts, coverage_spec, seen),
             alerts_by_day=sorted(per_day.items())[-30:],
             trend=sorted(({"date": r["date"], "score": r["score"]} for r in scores), key=lambda r: r["date"])[-30:],
         )
