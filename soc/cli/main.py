@@ -92,7 +92,8 @@ def run(
     capture_filter: Annotated[str | None, typer.Option("--filter", help="BPF capture filter")] = None,
     events: Annotated[bool, typer.Option(help="also store every flow as an ECS event")] = False,
 ) -> None:
-    """Capture from live interfaces (dumpcap ring) through the detectors until Ctrl-C or --duration."""
+    """Capture live interfaces (dumpcap ring) and the configured log sources through the detectors until Ctrl-C
+    or --duration."""
     from soc.live import LiveStatus, run_live
 
     settings, alert_store = open_configured_store(config, store)
@@ -117,8 +118,9 @@ def run(
                 status_line.stop()
         pending = alert_store.spool.pending() > 0
     _print_replay_summary(outcome, alert_store.url)
-    out.print(f"Interfaces {', '.join(interfaces)}: {drops.received} packets received; dropped by the kernel "
-              f"{drops.kernel}, ring files lost before reading {drops.own}", highlight=False)
+    if interfaces:
+        out.print(f"Interfaces {', '.join(interfaces)}: {drops.received} packets received; dropped by the kernel "
+                  f"{drops.kernel}, ring files lost before reading {drops.own}", highlight=False)
     exit_if_spooled(settings, alert_store, pending)
 
 
