@@ -36,7 +36,11 @@ from detectors.sigma.compile import (
 from detectors.sigma.pipelines import event_categories
 from soc.model import Event
 
-LogsourceKey = tuple[str | None, tuple[str | None, ...], str | None]
+LogsourceKey = tuple[str | None, tuple[str | None, ...], tuple[str | None, ...]]  # product, categories, services
+
+# Linux auth lines are one log source for our parsers (service ``auth``), while SigmaHQ names some by the daemon
+# that wrote them: an auth event from one of these also answers to the daemon's own service name.
+AUTH_DAEMONS = frozenset({"sshd", "sudo", "su", "vsftpd"})
 
 CONTAINER = "winlog.event_data"  # read as one dict walk: most Windows rules look at several of its fields
 _CONTAINER_PREFIX = CONTAINER + "."
@@ -112,7 +116,13 @@ class RuleIndex:
 
     def logsource_key(self, event: Event) -> LogsourceKey:
         logsource = (event.get("soc") or {}).get("logsource") or {}
-        return (logsource.get("product"), event_categories(event, logsource), logsource.get("service"))
+        service = logsource.get("service")
+        services: tuple[str | None, ...] = (service,)
+        if service == "auth":
+            daemon = ((event.get("process") or {}).get("name") or "").lower()
+            if daemon in AUTH_DAEMONS:
+                services = (service, daemon)
+        return (logsource.get("product"), event_categories(event, logsource), services)
 
     def candidates(self, event: Event) -> list[CompiledRule]:
         key = self.logsource_key(event)
@@ -186,12 +196,12 @@ class RuleIndex:
                 tokens.update(_field_tokens(bucket, KEYWORD_ONLY, _SEP.join(keyword_texts)))
 
     def routed(self, key: LogsourceKey) -> list[int]:
-        product, categories, service = key
+        product, categories, services = key
         return [
             i
             for i, rule in enumerate(self.rules)
             if (rule.product is None or rule.product == product)
-            and (rule.service is None or rule.service == service)
+            and (rule.service is None or rule.service in services)
             and (rule.category is None or rule.category in categories)
         ]
 

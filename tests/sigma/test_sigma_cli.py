@@ -119,3 +119,18 @@ def test_rules_convert_correlations_report_what_a_target_lacks() -> None:
 def test_rules_convert_bad_target() -> None:
     result = runner.invoke(app, ["rules", "convert", "--target", "splunk", str(RULES)])
     assert result.exit_code == 2
+
+
+def test_sshd_lines_reach_sigmahq_rules_written_for_service_sshd() -> None:
+    """Our parsers give Linux auth lines one log source (linux/auth); SigmaHQ's sshd rules name service sshd."""
+    from collectors.logs.parsers import get_parser
+    from detectors.sigma import SigmaEngine
+
+    rule = Path(__file__).resolve().parents[2].parent / "shared" / "sigma" / "rules" / "linux" / "builtin" / "sshd" / \
+        "lnx_sshd_susp_ssh.yml"
+    engine = SigmaEngine.from_paths([rule])
+    parse = get_parser("syslog").parse
+    hit = parse("<38>1 2026-11-25T10:00:00Z web01 sshd 42 - - error: Corrupted MAC on input. [preauth]")
+    miss = parse("<38>1 2026-11-25T10:00:00Z web01 sudo 42 - - error: Corrupted MAC on input.")
+    assert [a.rule.name for a in engine.process(hit)] == ["Suspicious OpenSSH Daemon Error"]
+    assert engine.process(miss) == []
