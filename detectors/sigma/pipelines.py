@@ -35,6 +35,8 @@ Everything else (``soc_ecs``), by log source, Sigma taxonomy name to ECS:
 - ``firewall`` (and any ``network`` product): ``src_ip`` source.ip, ``dst_ip`` destination.ip, ``src_port``
   source.port, ``dst_port`` destination.port, ``action`` event.action, ``protocol`` network.transport,
   ``username`` user.name.
+- Linux ``auditd``: ``type`` to ``auditd.log.record_type``, every other name (``a0``, ``exe``, ``key``,
+  ``SYSCALL``, ...) to ``auditd.log.<name>``, where the auditd parser keeps the record's raw keys.
 - Linux ``process_creation``/``file_event``/``network_connection``: ``Image`` process.executable,
   ``CommandLine`` process.command_line, ``ParentImage`` process.parent.executable, ``ParentCommandLine``
   process.parent.command_line, ``User`` user.name, ``CurrentDirectory`` process.working_directory,
@@ -183,6 +185,14 @@ def soc_ecs() -> ProcessingPipeline:
             _mapping("soc_ecs_linux_process", _LINUX_FIELDS, product="linux", category="process_creation"),
             _mapping("soc_ecs_linux_file", _LINUX_FIELDS, product="linux", category="file_event"),
             _mapping("soc_ecs_linux_network", _LINUX_FIELDS, product="linux", category="network_connection"),
+            _mapping("soc_ecs_auditd_type", {"type": "auditd.log.record_type"}, product="linux", service="auditd"),
+            ProcessingItem(  # auditd keys (a0, exe, key, SYSCALL, ...) as collectors/logs keeps them
+                identifier="soc_ecs_auditd",
+                transformation=AddFieldnamePrefixTransformation("auditd.log."),
+                field_name_conditions=[IncludeFieldCondition(fields=["\\w+\\."], mode="re")],
+                field_name_condition_negation=True,
+                rule_conditions=[LogsourceCondition(product="linux", service="auditd")],
+            ),
         ],
     )
 

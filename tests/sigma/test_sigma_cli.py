@@ -134,3 +134,19 @@ def test_sshd_lines_reach_sigmahq_rules_written_for_service_sshd() -> None:
     miss = parse("<38>1 2026-11-25T10:00:00Z web01 sudo 42 - - error: Corrupted MAC on input.")
     assert [a.rule.name for a in engine.process(hit)] == ["Suspicious OpenSSH Daemon Error"]
     assert engine.process(miss) == []
+
+
+def test_auditd_records_reach_sigmahq_auditd_rules() -> None:
+    """SigmaHQ's auditd rules name the record's raw keys (type, a0, ...); the auditd parser keeps them under
+    auditd.log.*: the soc pipeline maps one to the other."""
+    from collectors.logs.parsers import get_parser
+    from detectors.sigma import SigmaEngine
+
+    rule = Path(__file__).resolve().parents[2].parent / "shared" / "sigma" / "rules" / "linux" / "auditd" / \
+        "execve" / "lnx_auditd_chattr_immutable_removal.yml"
+    engine = SigmaEngine.from_paths([rule])
+    parse = get_parser("auditd").parse
+    hit = parse('type=EXECVE msg=audit(1732528800.123:456): argc=3 a0="chattr" a1="-i" a2="/etc/passwd"')
+    miss = parse('type=EXECVE msg=audit(1732528800.123:457): argc=3 a0="chattr" a1="+i" a2="/etc/passwd"')
+    assert [a.rule.name for a in engine.process(hit)] == ["Remove Immutable File Attribute - Auditd"]
+    assert engine.process(miss) == []
