@@ -75,7 +75,7 @@ class StoreSettings(_Strict):
 
 class PacketCollectorSettings(_Strict):
     interfaces: list[str] = Field(default_factory=list)
-    chunk_packets: int = Field(65536, ge=1024)
+    chunk_packets: int = Field(16384, ge=1024, description="packets per batch; ~16k keeps a batch's frames in cache")
 
 
 class FlowSettings(_Strict):

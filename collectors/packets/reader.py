@@ -44,7 +44,7 @@ class CaptureReader:
     >>> reader.error  # None, or a CaptureError naming the byte offset where the file stopped being readable
     """
 
-    def __init__(self, path: str | os.PathLike[str], chunk_packets: int = 65536) -> None:
+    def __init__(self, path: str | os.PathLike[str], chunk_packets: int = 16384) -> None:
         self.path = Path(path)
         self.chunk_packets = chunk_packets
         self.stats = CaptureStats()
