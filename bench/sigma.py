@@ -72,11 +72,11 @@ def naive(rules: list[CompiledRule], events: list[Event]) -> int:
     key = RuleIndex([]).logsource_key
     found = 0
     for event in events:
-        product, categories, service = key(event)
+        product, categories, services = key(event)
         for rule in rules:
             if (
                 (rule.product is None or rule.product == product)
-                and (rule.service is None or rule.service == service)
+                and (rule.service is None or rule.service in services)
                 and (rule.category is None or rule.category in categories)
                 and rule.matcher(event)
             ):
