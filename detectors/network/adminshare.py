@@ -19,11 +19,11 @@ from detectors.network.windows import (
     Columns,
     Finding,
     FlowWindows,
+    WindowJudge,
     WindowSettings,
     group_rows,
     in_networks,
     ip_words,
-    make_alert,
     sample_flows,
 )
 from soc.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
@@ -78,7 +78,8 @@ def contains_any(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
     return found
 
 
-class AdminShareDetector(PacketDetector):
+class AdminShareDetector(WindowJudge, PacketDetector):
+    rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id
 
     def __init__(self, settings: AdminShareSettings | None = None) -> None:
@@ -108,14 +109,7 @@ class AdminShareDetector(PacketDetector):
                          int(batch.ts_ns.max()))
         return self._alerts(self.windows.closed())
 
-    def flush(self) -> list[Alert]:
-        return self._alerts(self.windows.flush())
-
-    def _alerts(self, buckets: list[tuple[int, Columns]]) -> list[Alert]:
-        return [make_alert(RULE, TECHNIQUE, bucket, finding) for bucket, columns in buckets
-                if len(columns["first_ts_ns"]) for finding in self._judge(columns)]
-
-    def _judge(self, columns: Columns) -> list[Finding]:
+    def judge(self, columns: Columns) -> list[Finding]:
         first, groups = group_rows(ip_words(columns["src_ip"]), ip_words(columns["dst_ip"]))
         findings = []
         for g in range(len(first)):

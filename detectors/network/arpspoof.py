@@ -21,11 +21,11 @@ from detectors.network.windows import (
     Columns,
     Finding,
     FlowWindows,
+    WindowJudge,
     WindowSettings,
     group_rows,
     in_networks,
     ip_words,
-    make_alert,
     sorted_ips,
 )
 from soc.model import Alert, PacketBatch, Rule, Severity, Technique, ip_to_str
@@ -55,7 +55,8 @@ def mac_text(value: int) -> str:
     return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
 
 
-class ArpSpoofDetector(PacketDetector):
+class ArpSpoofDetector(WindowJudge, PacketDetector):
+    rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id
 
     def __init__(self, settings: ArpSpoofSettings | None = None) -> None:
@@ -96,12 +97,8 @@ class ArpSpoofDetector(PacketDetector):
                          int(batch.ts_ns.max()))
         return self._alerts(self.windows.closed())
 
-    def flush(self) -> list[Alert]:
-        return self._alerts(self.windows.flush())
-
-    def _alerts(self, buckets: list[tuple[int, Columns]]) -> list[Alert]:
-        return [make_alert(RULE, TECHNIQUE, bucket, finding) for bucket, columns in buckets
-                if len(columns["first_ts_ns"]) for finding in self._changes(columns) + self._shared(columns)]
+    def judge(self, columns: Columns) -> list[Finding]:
+        return self._changes(columns) + self._shared(columns)
 
     def _owner(self, mac: int, besides: str) -> str | None:
         """The address this MAC announced first, if another than ``besides``: who the spoofer really is."""

@@ -25,11 +25,11 @@ from detectors.network.windows import (
     Columns,
     Finding,
     FlowWindows,
+    WindowJudge,
     WindowSettings,
     group_rows,
     in_networks,
     ip_words,
-    make_alert,
     sample_flows,
     sorted_ips,
 )
@@ -72,7 +72,8 @@ def name_scores(name: str) -> tuple[int, int, float]:
     return len(sub), max(len(label) for label in labels), entropy
 
 
-class DnsTunnelDetector(PacketDetector):
+class DnsTunnelDetector(WindowJudge, PacketDetector):
+    rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id
 
     def __init__(self, settings: DnsTunnelSettings | None = None) -> None:
@@ -122,14 +123,7 @@ class DnsTunnelDetector(PacketDetector):
         self.windows.add(columns, int(batch.ts_ns.max()))
         return self._alerts(self.windows.closed())
 
-    def flush(self) -> list[Alert]:
-        return self._alerts(self.windows.flush())
-
-    def _alerts(self, buckets: list[tuple[int, Columns]]) -> list[Alert]:
-        return [make_alert(RULE, TECHNIQUE, bucket, finding) for bucket, columns in buckets
-                if len(columns["first_ts_ns"]) for finding in self._judge(columns)]
-
-    def _judge(self, columns: Columns) -> list[Finding]:
+    def judge(self, columns: Columns) -> list[Finding]:
         s = self.settings
         first, groups = group_rows(ip_words(columns["src_ip"]))
         counts = np.bincount(groups, minlength=len(first))

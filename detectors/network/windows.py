@@ -8,7 +8,7 @@ slack past its end (the rule the port-scan detector follows too).
 from __future__ import annotations
 
 import ipaddress
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -173,15 +173,34 @@ def sorted_ips(addresses: np.ndarray) -> list[str]:
     return [ip_to_str(np.array([int(h), int(lo)], dtype=">u8").view(np.uint8)) for h, lo in unique.tolist()]
 
 
-class WindowedFlowDetector(FlowDetector):
+class WindowJudge(ABC):
+    """Selected rows buffered per window (``self.windows``), each window judged once final, as alerts of
+    ``rule``: what flow and packet detectors share. Subclasses say what a final window means (:meth:`judge`)."""
+
+    rule: ClassVar[Rule]
+    technique: ClassVar[Technique | None]
+    windows: FlowWindows
+
+    def flush(self) -> list[Alert]:
+        return self._alerts(self.windows.flush())
+
+    def _alerts(self, buckets: list[tuple[int, Columns]]) -> list[Alert]:
+        return [make_alert(self.rule, self.technique, bucket, finding)
+                for bucket, columns in buckets if len(columns["first_ts_ns"])
+                for finding in self.judge(columns)]
+
+    @abstractmethod
+    def judge(self, columns: Columns) -> list[Finding]:
+        """The findings of one final window (its selected rows)."""
+
+
+class WindowedFlowDetector(WindowJudge, FlowDetector):
     """A flow detector that selects some flows, buffers them per window and judges each window once final.
 
     Subclasses say which flows count (:meth:`select`), which extra columns they keep (``columns``) and what a
     final window means (:meth:`judge`).
     """
 
-    rule: ClassVar[Rule]
-    technique: ClassVar[Technique | None]
     columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: WindowSettings) -> None:
@@ -200,14 +219,6 @@ class WindowedFlowDetector(FlowDetector):
             self.windows.add(columns, int(flows.last_ts_ns.max()))
         return self._alerts(self.windows.closed())
 
-    def flush(self) -> list[Alert]:
-        return self._alerts(self.windows.flush())
-
-    def _alerts(self, buckets: list[tuple[int, Columns]]) -> list[Alert]:
-        return [make_alert(self.rule, self.technique, bucket, finding)
-                for bucket, columns in buckets if len(columns["first_ts_ns"])
-                for finding in self.judge(columns)]
-
     @abstractmethod
     def select(self, flows: FlowBatch) -> np.ndarray:
         """Boolean mask of the flows this detector counts."""
@@ -215,7 +226,3 @@ class WindowedFlowDetector(FlowDetector):
     def extra_columns(self, flows: FlowBatch, rows: np.ndarray) -> Columns:
         """Columns computed by the detector for the selected ``rows`` (scores, ...), kept with them."""
         return {}
-
-    @abstractmethod
-    def judge(self, columns: Columns) -> list[Finding]:
-        """The findings of one final window (its selected flows)."""
