@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from collectors.logs.base import Diagnostics, Stats
@@ -23,6 +22,7 @@ from soc.cli.common import (
     open_configured_store,
     out,
     print_alerts,
+    say,
 )
 from soc.config import Settings
 from soc.errors import SocError
@@ -30,7 +30,6 @@ from soc.model import Alert, Event
 from soc.store import SpooledStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
-stderr = Console(stderr=True)
 
 
 @app.callback()
@@ -107,7 +106,7 @@ def ingest(
         Console().print(table)
         return
     if not paths:
-        stderr.print("[bold red]error:[/] no PATH given", highlight=False)
+        say("no PATH given")
         raise typer.Exit(2)
     diagnostics = Diagnostics(dead_letter=dead_letter)
     started = time.perf_counter()
@@ -126,7 +125,7 @@ def ingest(
             for _ in ingest_paths(paths, fmt, options=options, diagnostics=diagnostics):
                 pass
     except (OSError, ValueError, SocError) as exc:
-        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        say(exc)
         raise typer.Exit(2) from None
     finally:
         diagnostics.close()

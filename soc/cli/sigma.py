@@ -20,6 +20,7 @@ from rich.table import Table
 
 from detectors.sigma import RuleSet, SigmaEngine, load_rules
 from detectors.sigma.pipelines import PIPELINES, get_pipeline
+from soc.cli.common import say
 from soc.model import Event
 
 sigma_app = typer.Typer(help="Run Sigma rules on events.", no_args_is_help=True, add_completion=False)
@@ -39,11 +40,6 @@ def register(app: typer.Typer) -> None:
     """Add ``soc sigma ...`` and ``soc rules ...`` to the main CLI."""
     app.add_typer(sigma_app, name="sigma")
     app.add_typer(rules_app, name="rules")
-
-
-def _say(message: object, level: str = "error") -> None:
-    colour = "bold red" if level == "error" else "yellow"
-    err.print(f"[{colour}]{level}:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
 
 
 def _check_pipeline(names: list[str] | None) -> None:
@@ -66,11 +62,11 @@ def _jsonl(
             event = json.loads(line)
         except json.JSONDecodeError as exc:
             malformed["bad_json"] += 1
-            _say(f"{name}:{number}: not JSON ({exc.msg}), skipped", "warning")
+            say(f"{name}:{number}: not JSON ({exc.msg}), skipped", "warning")
             continue
         if not isinstance(event, dict):
             malformed["not_an_object"] += 1
-            _say(f"{name}:{number}: a JSON {type(event).__name__}, not an event object, skipped", "warning")
+            say(f"{name}:{number}: a JSON {type(event).__name__}, not an event object, skipped", "warning")
             continue
         soc = event.setdefault("soc", {})
         if isinstance(soc, dict) and not soc.get("logsource"):
@@ -87,7 +83,7 @@ def read_events(paths: list[str], malformed: Counter[str], defaults: dict[str, s
         path = Path(name)
         if not path.is_file():
             malformed["missing_file"] += 1
-            _say(f"{name}: no such file, skipped")
+            say(f"{name}: no such file, skipped")
             continue
         with path.open("rb") as handle:
             is_evtx = handle.read(8) == b"ElfFile\x00"
@@ -123,9 +119,9 @@ def match(
     started = time.perf_counter()
     ruleset = RuleSet.from_paths(rules, pipeline)
     for problem in ruleset.report.problems:
-        _say(problem, "warning")
+        say(problem, "warning")
     if not ruleset.rules:
-        _say("no rule could be loaded")
+        say("no rule could be loaded")
         raise typer.Exit(2)
     engine = SigmaEngine(ruleset.rules, ruleset.correlations)
     loaded = time.perf_counter()
@@ -222,7 +218,7 @@ def convert(
 
     report = load_rules(paths)
     for problem in report.problems:
-        _say(problem, "warning")
+        say(problem, "warning")
     failures: Counter[str] = Counter()
     converted = 0
     # referenced rules first: a correlation's query is built from their converted queries
@@ -238,7 +234,7 @@ def convert(
         except (SigmaError, NotImplementedError, ValueError, KeyError, TypeError) as exc:
             failures[type(exc).__name__] += 1
             path = rule.source.path if rule.source else ""
-            _say(f"{path}: {rule.title}: {exc}", "warning")
+            say(f"{path}: {rule.title}: {exc}", "warning")
             continue
         for query in queries:
             converted += 1
