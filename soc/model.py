@@ -95,6 +95,7 @@ class PacketBatch:
     dst_port: np.ndarray  # uint16 (ICMP: code)
     tcp_flags: np.ndarray  # uint8
     tcp_window: np.ndarray  # uint16
+    tcp_seq: np.ndarray  # int64, the TCP sequence number, -1 when there is none (not TCP, later fragment, cut)
     ip_flags: np.ndarray  # uint8, IpFlag bits (fragment, ...)
     payload_offset: np.ndarray  # int64, offset of the transport payload in buffer
     payload_len: np.ndarray  # int32

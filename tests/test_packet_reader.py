@@ -140,3 +140,33 @@ def test_damaged_captures_never_crash_the_reader(tmp_path: Path, cut: int, noise
         except CaptureError:
             continue  # refused with a reason: fine
         assert packets == reader.stats.packets
+
+
+def test_llc_snap_frames_and_tcp_sequence_numbers_match_tshark(tmp_path: Path) -> None:
+    """802.3 frames with an LLC/SNAP header carry IP too (tshark decodes them); plain LLC (spanning tree) is not IP."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+    from scapy.layers.l2 import LLC, SNAP, STP, Dot1Q, Dot3, Ether
+    from scapy.utils import wrpcap
+
+    mac = {"src": "00:11:22:33:44:55", "dst": "66:77:88:99:aa:bb"}
+    frames = [
+        Dot3(**mac) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=0x0800)
+        / IP(src="10.1.0.1", dst="10.1.0.2") / TCP(sport=1234, dport=80, flags="S", seq=123456789),
+        Ether(**mac) / Dot1Q(vlan=42, type=len(IP() / UDP()) + 8) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3)
+        / SNAP(OUI=0, code=0x0800) / IP(src="10.1.0.3", dst="10.1.0.4") / UDP(sport=53, dport=5353),
+        Dot3(dst="01:80:c2:00:00:00", src=mac["src"]) / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP(),
+        Ether(**mac) / IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
+        / TCP(sport=40000, dport=443, flags="A", seq=4000000000),
+    ]
+    capture = tmp_path / "llc.pcap"
+    wrpcap(str(capture), frames)
+    expected = tshark_fields(capture, "ip.src", "ipv6.src", "tcp.srcport", "udp.srcport", "tcp.seq_raw", "vlan.id")
+    _, batches = read_all(capture)
+    batch = batches[0]
+    assert batch.status.tolist() == [DecodeStatus.OK, DecodeStatus.OK, DecodeStatus.NOT_IP, DecodeStatus.OK]
+    for i, (ip4, ip6, tcp_port, udp_port, seq, vlan) in enumerate(expected):
+        assert (ip_to_str(batch.src_ip[i]) if batch.ip_version[i] else "") == (ip4 or ip6)
+        assert (str(batch.src_port[i]) if batch.ip_version[i] else "") == (tcp_port or udp_port)
+        assert int(batch.tcp_seq[i]) == (int(seq) if seq else -1)
+        assert int(batch.vlan[i]) == (int(vlan) if vlan else 0)

@@ -16,7 +16,6 @@ from numba import njit
 
 from collectors.flows.features import DIRECTIONS, FEATURE_NAMES, FIRST_PACKETS, TCP_FLAGS
 from collectors.flows.reference import DEFAULT_MAX_FLOWS
-from collectors.flows.tcp import tcp_sequence_numbers
 from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch
 
 _NS = 1_000_000_000
@@ -86,15 +85,15 @@ def _hash(k0: np.int64, k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) 
 
 
 @njit(cache=True, inline="always")
-def _find(keys: np.ndarray, tslot: np.ndarray, thash: np.ndarray, mask: int, h: np.int64, k0: np.int64,
+def _find(keys: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.int64,
           k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> tuple[int, int]:
     """(row, table position) of the key, or (-1, the empty position where it would go)."""
     pos = h & mask
     while True:
-        row = tslot[pos]
+        row = table[pos, 0] - 1
         if row < 0:
             return -1, pos
-        if thash[pos] == h and keys[row, 0] == k0 and keys[row, 1] == k1 and keys[row, 2] == k2 and (
+        if table[pos, 1] == h and keys[row, 0] == k0 and keys[row, 1] == k1 and keys[row, 2] == k2 and (
             keys[row, 3] == k3 and keys[row, 4] == k4
         ):
             return row, pos
@@ -102,22 +101,22 @@ def _find(keys: np.ndarray, tslot: np.ndarray, thash: np.ndarray, mask: int, h: 
 
 
 @njit(cache=True)
-def _table_remove(tslot: np.ndarray, thash: np.ndarray, mask: int, row: int, h: np.int64) -> None:
+def _table_remove(table: np.ndarray, mask: int, row: int, h: np.int64) -> None:
     """Remove ``row`` from the table; later entries of its probe run shift back so lookups stay correct."""
     i = h & mask
-    while tslot[i] != row:
+    while table[i, 0] != row + 1:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        if tslot[j] < 0:
+        if table[j, 0] == 0:
             break
-        home = thash[j] & mask
+        home = table[j, 1] & mask
         if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
-            tslot[i] = tslot[j]
-            thash[i] = thash[j]
+            table[i, 0] = table[j, 0]
+            table[i, 1] = table[j, 1]
             i = j
-    tslot[i] = -1
+    table[i, 0] = 0
 
 
 @njit(cache=True, inline="always")
@@ -128,7 +127,7 @@ def _std(m2: float, count: int) -> float:
 
 @njit(cache=True)
 def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
-               tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+               table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     """Copy the flow out to column ``m`` (std finished from M2) and free its row; returns the next output index."""
     for c in range(5):
@@ -141,7 +140,7 @@ def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fsta
         out_f[F_SIZE_M2 + d, m] = _std(fstate[row, F_SIZE_M2 + d], istate[row, I_PACKETS + d])
         out_f[F_IAT_M2 + d, m] = _std(fstate[row, F_IAT_M2 + d], istate[row, I_PACKETS + d] - 1)
     out_i[I_REASON, m] = reason
-    _table_remove(tslot, thash, mask, row, istate[row, I_HASH])
+    _table_remove(table, mask, row, istate[row, I_HASH])
     last = counters[C_ACTIVE] - 1
     moved = active[last]
     position = istate[row, I_POS]
@@ -155,14 +154,14 @@ def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fsta
 
 @njit(cache=True)
 def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
-                 tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+                 table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                  counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     k = 0
     while k < counters[C_ACTIVE]:
         row = active[k]
         if now - istate[row, I_LAST] > idle_ns:
             # the last active flow moves into position k: look at k again
-            m = _on_expire(row, _IDLE, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+            m = _on_expire(row, _IDLE, keys, istate, fstate, table, mask, free, active, counters,
                            out_keys, out_i, out_f, m)
         else:
             k += 1
@@ -171,11 +170,11 @@ def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, f
 
 @njit(cache=True)
 def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
-               tslot: np.ndarray, thash: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
+               table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     """The table is full: expire the idle flows, or else evict the eighth least recently seen."""
     before = m
-    m = _expire_idle(now, idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+    m = _expire_idle(now, idle_ns, keys, istate, fstate, table, mask, free, active, counters,
                      out_keys, out_i, out_f, m)
     if m > before:
         return m
@@ -186,7 +185,7 @@ def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fst
     order = np.argsort(istate[rows, I_LAST], kind="mergesort")  # stable: ties stay in creation order
     victims = max(1, free.shape[0] // 8)
     for k in range(victims):
-        m = _on_expire(rows[order[k]], _EVICTED, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+        m = _on_expire(rows[order[k]], _EVICTED, keys, istate, fstate, table, mask, free, active, counters,
                        out_keys, out_i, out_f, m)
     counters[C_EVICTED] += victims
     return m
@@ -267,12 +266,12 @@ def meter_batch(
     status: np.ndarray, ts_ns: np.ndarray, vlan: np.ndarray, ip_version: np.ndarray, protocol: np.ndarray,
     src_words: np.ndarray, dst_words: np.ndarray, src_port: np.ndarray, dst_port: np.ndarray, wirelen: np.ndarray,
     payload_len: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
-    keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, tslot: np.ndarray, thash: np.ndarray,
+    keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
     free: np.ndarray, active: np.ndarray, counters: np.ndarray, idle_ns: int, active_ns: int,
     out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
 ) -> int:
     """Meter one batch of packets; expired flows are written to ``out_*``; returns how many."""
-    mask = tslot.shape[0] - 1
+    mask = table.shape[0] - 1
     m = 0
     n = ts_ns.shape[0]
     for i in range(n):
@@ -307,7 +306,7 @@ def meter_batch(
             k4 = (tag << 40) | (proto << 32) | (dport << 16) | sport
         h = _hash(k0, k1, k2, k3, k4)
         flags = np.int64(tcp_flags[i])
-        row, pos = _find(keys, tslot, thash, mask, h, k0, k1, k2, k3, k4)
+        row, pos = _find(keys, table, mask, h, k0, k1, k2, k3, k4)
         if row >= 0:
             reason = np.int64(-1)
             if ts - istate[row, I_LAST] > idle_ns:
@@ -319,21 +318,21 @@ def meter_batch(
             ) and (tcp_seq[i] < 0 or tcp_seq[i] != istate[row, I_SYN_SEQ]):
                 reason = _TCP_CLOSED  # a retransmitted opening SYN (same sequence number) is not a new connection
             if reason >= 0:
-                m = _on_expire(row, reason, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                m = _on_expire(row, reason, keys, istate, fstate, table, mask, free, active, counters,
                                out_keys, out_i, out_f, m)
                 row = -1
                 pos = -1
         if row < 0:
             if counters[C_FREE] == 0:
-                m = _make_room(ts, idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+                m = _make_room(ts, idle_ns, keys, istate, fstate, table, mask, free, active, counters,
                                out_keys, out_i, out_f, m)
                 pos = -1
             if pos < 0:  # the table changed since the lookup
-                row, pos = _find(keys, tslot, thash, mask, h, k0, k1, k2, k3, k4)
+                row, pos = _find(keys, table, mask, h, k0, k1, k2, k3, k4)
             counters[C_FREE] -= 1
             row = free[counters[C_FREE]]
-            tslot[pos] = row
-            thash[pos] = h
+            table[pos, 0] = row + 1
+            table[pos, 1] = h
             keys[row, 0] = k0
             keys[row, 1] = k1
             keys[row, 2] = k2
@@ -351,21 +350,42 @@ def meter_batch(
         if proto == 6 and (flags & 0x12) == 0x02 and istate[row, I_SYN_SEQ] < 0:
             istate[row, I_SYN_SEQ] = tcp_seq[i]
     if n:
-        m = _expire_idle(ts_ns[n - 1], idle_ns, keys, istate, fstate, tslot, thash, mask, free, active, counters,
+        m = _expire_idle(ts_ns[n - 1], idle_ns, keys, istate, fstate, table, mask, free, active, counters,
                          out_keys, out_i, out_f, m)
     return m
 
 
 @njit(cache=True)
-def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, tslot: np.ndarray, thash: np.ndarray,
+def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
                free: np.ndarray, active: np.ndarray, counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray,
                out_f: np.ndarray) -> int:
-    mask = tslot.shape[0] - 1
+    mask = table.shape[0] - 1
     m = 0
     while counters[C_ACTIVE] > 0:
-        m = _on_expire(active[counters[C_ACTIVE] - 1], _END_OF_CAPTURE, keys, istate, fstate, tslot, thash, mask,
+        m = _on_expire(active[counters[C_ACTIVE] - 1], _END_OF_CAPTURE, keys, istate, fstate, table, mask,
                        free, active, counters, out_keys, out_i, out_f, m)
     return m
+
+
+@njit(cache=True)
+def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
+                    m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
+    by_seq = np.argsort(out_i[I_SEQ, :m])
+    order = by_seq[np.argsort(out_i[I_FIRST, :m][by_seq], kind="mergesort")]  # stable: ties keep creation order
+    keys = np.empty((out_keys.shape[0], m), np.int64)
+    ints = np.empty((out_i.shape[0], m), np.int64)
+    floats = np.empty((out_f.shape[0], m), np.float64)
+    for c in range(keys.shape[0]):  # row by row: each source row is gathered from, each target row written in turn
+        for j in range(m):
+            keys[c, j] = out_keys[c, order[j]]
+    for c in range(ints.shape[0]):
+        for j in range(m):
+            ints[c, j] = out_i[c, order[j]]
+    for c in range(floats.shape[0]):
+        for j in range(m):
+            floats[c, j] = out_f[c, order[j]]
+    return keys, ints, floats
 
 
 def _words(addresses: np.ndarray) -> np.ndarray:
@@ -396,8 +416,9 @@ class FlowMeter:
         self._keys = np.zeros((max_flows, 5), np.int64)
         self._istate = np.zeros((max_flows, N_INT), np.int64)
         self._fstate = np.zeros((max_flows, N_FLOAT), np.float64)
-        self._tslot = np.full(table_size, -1, np.int32)
-        self._thash = np.zeros(table_size, np.int64)
+        # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot, so the
+        # table starts as untouched zero pages too
+        self._table = np.zeros((table_size, 2), np.int64)
         self._free = np.arange(max_flows - 1, -1, -1, dtype=np.int64)  # popped from the end: row 0 first
         self._active = np.zeros(max_flows, np.int64)
         self._counters = np.zeros(N_COUNTERS, np.int64)
@@ -432,8 +453,8 @@ class FlowMeter:
             batch.status, batch.ts_ns, batch.vlan, batch.ip_version, batch.protocol, _words(batch.src_ip),
             _words(batch.dst_ip),
             batch.src_port, batch.dst_port, batch.wirelen, batch.payload_len, batch.tcp_flags, batch.tcp_window,
-            tcp_sequence_numbers(batch),
-            self._keys, self._istate, self._fstate, self._tslot, self._thash, self._free, self._active,
+            batch.tcp_seq,
+            self._keys, self._istate, self._fstate, self._table, self._free, self._active,
             self._counters, self.idle_ns, self.active_ns, self._out_keys, self._out_i, self._out_f,
         )
         return self._batch(m)
@@ -441,13 +462,12 @@ class FlowMeter:
     def flush(self) -> FlowBatch:
         """End of input: every remaining flow expires."""
         self._output(len(self))
-        m = expire_all(self._keys, self._istate, self._fstate, self._tslot, self._thash, self._free, self._active,
+        m = expire_all(self._keys, self._istate, self._fstate, self._table, self._free, self._active,
                        self._counters, self._out_keys, self._out_i, self._out_f)
         return self._batch(m)
 
     def _batch(self, m: int) -> FlowBatch:
-        order = np.lexsort((self._out_i[I_SEQ, :m], self._out_i[I_FIRST, :m]))
-        keys, ints, floats = self._out_keys[:, order], self._out_i[:, order], self._out_f[:, order]
+        keys, ints, floats = _in_start_order(self._out_keys, self._out_i, self._out_f, m)
         init_a = ints[I_INIT_A] == 1
         side_a, side_b = _addresses(keys[0], keys[1]), _addresses(keys[2], keys[3])
         port_a, port_b = (keys[4] >> 16) & 0xFFFF, keys[4] & 0xFFFF

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collectors.flows.features import FEATURES, FIRST_PACKETS, TCP_FLAGS, empty_features
-from collectors.flows.tcp import tcp_sequence_numbers
 from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch, TcpFlag
 
 _NS = 1_000_000_000
@@ -156,7 +155,7 @@ class ReferenceFlowMeter:
             batch.payload_len[index].tolist(),
             batch.tcp_flags[index].tolist(),
             batch.tcp_window[index].tolist(),
-            tcp_sequence_numbers(batch)[index].tolist(),
+            batch.tcp_seq[index].tolist(),
         )
         flows = self._flows
         for ts, vlan, version, proto, sip, dip, sport, dport, length, payload, flags, window, seq in zip(

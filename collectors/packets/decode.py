@@ -1,12 +1,15 @@
-"""Decode link, network and transport headers of indexed frames into PacketBatch columns (numba).
+"""Decode link, network and transport headers of indexed frames into the columns of a chunk (numba).
 
-Link types: Ethernet (with any number of 802.1Q / 802.1ad / QinQ tags), Linux cooked capture v1 and v2, raw IP,
-BSD loopback. Network: IPv4 (options, fragments marked), IPv6 (extension headers walked), ARP kept as its own
-record (ethertype 0x0806, ``l3_offset`` points at it). Transport: TCP, UDP, ICMP, ICMPv6 (type and code in the
-port columns, as flow tools do). A frame whose headers are cut or impossible is marked, never fatal.
+Link types: Ethernet (with any number of 802.1Q / 802.1ad / QinQ tags, and 802.2 LLC/SNAP framing), Linux cooked
+capture v1 and v2, raw IP, BSD loopback. Network: IPv4 (options, fragments marked), IPv6 (extension headers
+walked), ARP kept as its own record (ethertype 0x0806, ``l3_offset`` points at it). Transport: TCP (with its
+sequence number), UDP, ICMP, ICMPv6 (type and code in the port columns, as flow tools do). A frame whose headers
+are cut or impossible is marked, never fatal.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -42,6 +45,11 @@ def _be16(buf: np.ndarray, pos: int) -> int:
     return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
 
 
+@njit(cache=True, inline="always")
+def _be32(buf: np.ndarray, pos: int) -> int:
+    return (_be16(buf, pos) << 16) | _be16(buf, pos + 2)
+
+
 @njit(cache=True)
 def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[int, int, int, int]:
     """Returns (status, ethertype, network-layer offset, outer VLAN id)."""
@@ -58,6 +66,10 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
                 vlan = _be16(buf, pos) & 0x0FFF
             ethertype = _be16(buf, pos + 2)
             pos += 4
+        if ethertype <= 1500 and pos + 8 <= end and buf[pos] == 0xAA and buf[pos + 1] == 0xAA and buf[pos + 2] == 3:
+            # 802.3 length instead of a type, then 802.2 LLC with a SNAP header: the type follows the OUI
+            ethertype = _be16(buf, pos + 6)
+            pos += 8
         return _OK, ethertype, pos, vlan
     if linktype == LINKTYPE_LINUX_SLL:
         if start + 16 > end:
@@ -91,19 +103,79 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
     return _UNSUPPORTED, 0, start, 0
 
 
+class Frames(NamedTuple):
+    """The per-packet columns of one chunk: the first five filled by the record indexers of ``formats``, the rest
+    by :func:`decode_frames`."""
+
+    ts_ns: np.ndarray
+    caplen: np.ndarray
+    wirelen: np.ndarray
+    data_offset: np.ndarray
+    linktype: np.ndarray
+    status: np.ndarray
+    vlan: np.ndarray
+    ethertype: np.ndarray
+    l3_offset: np.ndarray
+    ip_version: np.ndarray
+    src_ip: np.ndarray
+    dst_ip: np.ndarray
+    protocol: np.ndarray
+    src_port: np.ndarray
+    dst_port: np.ndarray
+    tcp_flags: np.ndarray
+    tcp_window: np.ndarray
+    tcp_seq: np.ndarray
+    ip_flags: np.ndarray
+    payload_offset: np.ndarray
+    payload_len: np.ndarray
+    status_counts: np.ndarray  # packets per DecodeStatus value, over the whole chunk
+
+
+def allocate_frames(capacity: int) -> Frames:
+    """Columns for ``capacity`` packets: the indexed ones uninitialised (the indexer writes every row it returns),
+    the decoded ones zeroed (fresh zero pages from the system cost less than clearing each row in the decoder)."""
+    return Frames(
+        ts_ns=np.empty(capacity, np.int64),
+        caplen=np.empty(capacity, np.uint32),
+        wirelen=np.empty(capacity, np.uint32),
+        data_offset=np.empty(capacity, np.int64),
+        linktype=np.empty(capacity, np.uint16),
+        status=np.zeros(capacity, np.uint8),
+        vlan=np.zeros(capacity, np.uint16),
+        ethertype=np.zeros(capacity, np.uint16),
+        l3_offset=np.zeros(capacity, np.int64),
+        ip_version=np.zeros(capacity, np.uint8),
+        src_ip=np.zeros((capacity, 16), np.uint8),
+        dst_ip=np.zeros((capacity, 16), np.uint8),
+        protocol=np.zeros(capacity, np.uint8),
+        src_port=np.zeros(capacity, np.uint16),
+        dst_port=np.zeros(capacity, np.uint16),
+        tcp_flags=np.zeros(capacity, np.uint8),
+        tcp_window=np.zeros(capacity, np.uint16),
+        tcp_seq=np.empty(capacity, np.int64),
+        ip_flags=np.zeros(capacity, np.uint8),
+        payload_offset=np.zeros(capacity, np.int64),
+        payload_len=np.zeros(capacity, np.int32),
+        status_counts=np.zeros(8, np.int64),
+    )
+
+
 @njit(cache=True)
 def _transport(
-    buf: np.ndarray, i: int, pos: int, l4_end: int, captured_end: int, protocol: int, out_ports: np.ndarray,
-    tcp_flags: np.ndarray, tcp_window: np.ndarray, payload_offset: np.ndarray, payload_len: np.ndarray,
+    buf: np.ndarray, i: int, pos: int, l4_end: int, captured_end: int, protocol: int, src_port: np.ndarray,
+    dst_port: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
+    payload_offset: np.ndarray, payload_len: np.ndarray,
 ) -> int:
-    """Fills ports/flags/payload for packet ``i`` whose transport header starts at ``pos``; returns a status.
+    """Fills ports/flags/sequence number/payload for packet ``i`` whose transport header starts at ``pos``;
+    returns a status.
 
     ``l4_end`` is where the datagram ends according to the IP header, ``captured_end`` where the capture ends."""
     if protocol == 6:
         if pos + 20 > captured_end:
             return _TRUNCATED
-        out_ports[i, 0] = _be16(buf, pos)
-        out_ports[i, 1] = _be16(buf, pos + 2)
+        src_port[i] = _be16(buf, pos)
+        dst_port[i] = _be16(buf, pos + 2)
+        tcp_seq[i] = _be32(buf, pos + 4)
         header = (buf[pos + 12] >> 4) * 4
         tcp_flags[i] = buf[pos + 13]
         tcp_window[i] = _be16(buf, pos + 14)
@@ -115,16 +187,16 @@ def _transport(
     if protocol == 17:
         if pos + 8 > captured_end:
             return _TRUNCATED
-        out_ports[i, 0] = _be16(buf, pos)
-        out_ports[i, 1] = _be16(buf, pos + 2)
+        src_port[i] = _be16(buf, pos)
+        dst_port[i] = _be16(buf, pos + 2)
         payload_offset[i] = pos + 8
         payload_len[i] = max(0, l4_end - pos - 8)
         return _OK
     if protocol == 1 or protocol == 58:
         if pos + 4 > captured_end:
             return _TRUNCATED
-        out_ports[i, 0] = buf[pos]  # type
-        out_ports[i, 1] = buf[pos + 1]  # code
+        src_port[i] = buf[pos]  # type
+        dst_port[i] = buf[pos + 1]  # code
         payload_offset[i] = pos + 4
         payload_len[i] = max(0, l4_end - pos - 4)
         return _OK
@@ -147,17 +219,24 @@ def decode_frames(
     src_ip: np.ndarray,
     dst_ip: np.ndarray,
     protocol: np.ndarray,
-    ports: np.ndarray,
+    src_port: np.ndarray,
+    dst_port: np.ndarray,
     tcp_flags: np.ndarray,
     tcp_window: np.ndarray,
+    tcp_seq: np.ndarray,
     ip_flags: np.ndarray,
     payload_offset: np.ndarray,
     payload_len: np.ndarray,
+    status_counts: np.ndarray,
+    n: int,
 ) -> None:
-    for i in range(data_offset.shape[0]):
+    """Decode rows ``0 .. n-1`` into columns that start zeroed (``tcp_seq`` is set to -1 first); ``status_counts``
+    adds the rows per status."""
+    for i in range(n):
+        tcp_seq[i] = -1
         start = data_offset[i]
-        end = start + caplen[i]
-        code, etype, pos, tag = _link_layer(buf, start, end, linktypes[i])
+        end = start + np.int64(caplen[i])
+        code, etype, pos, tag = _link_layer(buf, start, end, np.int64(linktypes[i]))
         vlan[i] = tag
         ethertype[i] = etype
         l3_offset[i] = pos
@@ -200,8 +279,8 @@ def decode_frames(
                 status[i] = _OK
                 continue
             status[i] = _transport(
-                buf, i, pos + header, pos + total, end, proto, ports, tcp_flags, tcp_window, payload_offset,
-                payload_len,
+                buf, i, pos + header, pos + total, end, proto, src_port, dst_port, tcp_flags, tcp_window, tcp_seq,
+                payload_offset, payload_len,
             )
         elif etype == ETHERTYPE_IPV6:
             if pos + 40 > end:
@@ -255,7 +334,10 @@ def decode_frames(
                 status[i] = _OK
                 continue
             status[i] = _transport(
-                buf, i, cursor, l4_end, end, next_header, ports, tcp_flags, tcp_window, payload_offset, payload_len
+                buf, i, cursor, l4_end, end, next_header, src_port, dst_port, tcp_flags, tcp_window, tcp_seq,
+                payload_offset, payload_len,
             )
         else:
             status[i] = _NOT_IP
+    for i in range(n):
+        status_counts[status[i]] += 1

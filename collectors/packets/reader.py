@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from collectors.packets import formats
-from collectors.packets.decode import decode_frames
+from collectors.packets.decode import Frames, allocate_frames, decode_frames
 from soc.errors import CaptureError
 from soc.model import DecodeStatus, PacketBatch
 
@@ -90,13 +90,10 @@ class CaptureReader:
         frac_to_ns = 1 if nanoseconds else 1000
         pos = 24
         while True:
-            columns = _IndexColumns(self.chunk_packets)
-            n, pos, stop = formats.index_pcap(
-                buf, pos, swapped, frac_to_ns, linktype, columns.ts_ns, columns.caplen, columns.wirelen,
-                columns.data_offset, columns.linktype,
-            )
+            frames = allocate_frames(self.chunk_packets)
+            n, pos, stop = formats.index_pcap(buf, pos, swapped, frac_to_ns, linktype, *frames[:5])
             if n:
-                yield self._decode(buf, columns, n)
+                yield self._batch(buf, frames, n)
             if stop != formats.STOP_FULL:
                 self._stopped(stop, pos)
                 return
@@ -106,13 +103,10 @@ class CaptureReader:
         interfaces = np.zeros((formats.MAX_INTERFACES, 4), dtype=np.int64)
         pos = 0
         while True:
-            columns = _IndexColumns(self.chunk_packets)
-            n, pos, stop = formats.index_pcapng(
-                buf, pos, state, interfaces, columns.ts_ns, columns.caplen, columns.wirelen, columns.data_offset,
-                columns.linktype,
-            )
+            frames = allocate_frames(self.chunk_packets)
+            n, pos, stop = formats.index_pcapng(buf, pos, state, interfaces, *frames[:5])
             if n:
-                yield self._decode(buf, columns, n)
+                yield self._batch(buf, frames, n)
             if stop != formats.STOP_FULL:
                 self._stopped(stop, pos)
                 return
@@ -125,53 +119,17 @@ class CaptureReader:
                 offset=pos,
             )
 
-    def _decode(self, buf: np.ndarray, columns: _IndexColumns, n: int) -> PacketBatch:
-        batch = PacketBatch(
-            buffer=buf,
-            ts_ns=columns.ts_ns[:n],
-            caplen=columns.caplen[:n],
-            wirelen=columns.wirelen[:n],
-            data_offset=columns.data_offset[:n],
-            linktype=columns.linktype[:n],
-            status=np.zeros(n, np.uint8),
-            vlan=np.zeros(n, np.uint16),
-            ethertype=np.zeros(n, np.uint16),
-            l3_offset=np.zeros(n, np.int64),
-            ip_version=np.zeros(n, np.uint8),
-            src_ip=np.zeros((n, 16), np.uint8),
-            dst_ip=np.zeros((n, 16), np.uint8),
-            protocol=np.zeros(n, np.uint8),
-            src_port=np.zeros(n, np.uint16),
-            dst_port=np.zeros(n, np.uint16),
-            tcp_flags=np.zeros(n, np.uint8),
-            tcp_window=np.zeros(n, np.uint16),
-            ip_flags=np.zeros(n, np.uint8),
-            payload_offset=np.zeros(n, np.int64),
-            payload_len=np.zeros(n, np.int32),
-            first_index=self.stats.packets,
-        )
-        ports = np.zeros((n, 2), np.uint16)
+    def _batch(self, buf: np.ndarray, f: Frames, n: int) -> PacketBatch:
         decode_frames(
-            buf, batch.data_offset, batch.caplen, batch.linktype, batch.status, batch.vlan, batch.ethertype,
-            batch.l3_offset, batch.ip_version, batch.src_ip, batch.dst_ip, batch.protocol, ports, batch.tcp_flags,
-            batch.tcp_window, batch.ip_flags, batch.payload_offset, batch.payload_len,
+            buf, f.data_offset, f.caplen, f.linktype, f.status, f.vlan, f.ethertype, f.l3_offset, f.ip_version,
+            f.src_ip, f.dst_ip, f.protocol, f.src_port, f.dst_port, f.tcp_flags, f.tcp_window, f.tcp_seq, f.ip_flags,
+            f.payload_offset, f.payload_len, f.status_counts, n,
         )
-        batch.src_port = np.ascontiguousarray(ports[:, 0])
-        batch.dst_port = np.ascontiguousarray(ports[:, 1])
+        columns = {name: getattr(f, name)[:n] for name in Frames._fields if name != "status_counts"}
+        batch = PacketBatch(buffer=buf, **columns, first_index=self.stats.packets)
+        counts = f.status_counts
         self.stats.packets += n
         self.stats.bytes_captured += int(batch.caplen.sum())
-        codes, counts = np.unique(batch.status, return_counts=True)
-        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
-            self.stats.by_status[DecodeStatus(code).name.lower()] += count
+        for code in np.flatnonzero(counts).tolist():
+            self.stats.by_status[DecodeStatus(code).name.lower()] += int(counts[code])
         return batch
-
-
-class _IndexColumns:
-    """Preallocated output of one indexing call."""
-
-    def __init__(self, capacity: int) -> None:
-        self.ts_ns = np.zeros(capacity, np.int64)
-        self.caplen = np.zeros(capacity, np.uint32)
-        self.wirelen = np.zeros(capacity, np.uint32)
-        self.data_offset = np.zeros(capacity, np.int64)
-        self.linktype = np.zeros(capacity, np.uint16)

@@ -43,19 +43,6 @@ _HEAD_RANGE = np.arange(HEAD_BYTES, dtype=np.int64)
 MAX_SEEN_SEGMENTS = 65536  # (connection, sequence number) of recent TCP messages, to skip retransmissions
 
 
-def tcp_sequence(batch: PacketBatch, row: int) -> int | None:
-    """The TCP sequence number of a row, read from the buffer (the reader keeps no column for it); None when
-    the TCP header's place is not simple to find (IPv6 extension headers)."""
-    buffer, l3 = batch.buffer, int(batch.l3_offset[row])
-    if batch.ip_version[row] == 4:
-        start = l3 + (int(buffer[l3]) & 0x0F) * 4
-    elif batch.ip_version[row] == 6 and buffer[l3 + 6] == 6:
-        start = l3 + 40
-    else:
-        return None
-    return int.from_bytes(buffer[start + 4:start + 8].tobytes(), "big")
-
-
 def batch_view(batch: PacketBatch) -> BatchView:
     """Usable rows, captured payload lengths and the first payload bytes of every row, by array operations."""
     fragment = (batch.ip_flags & np.uint8(IpFlag.FRAGMENT)) != 0
@@ -145,8 +132,8 @@ class ProtocolExtractor:
     def _retransmitted(self, batch: PacketBatch, row: int, protocol: str) -> bool:
         """A TCP message whose connection and sequence number were parsed before: the same bytes again (a
         retransmission, or the same trace seen twice on a mirrored port), which tshark does not dissect either."""
-        seq = tcp_sequence(batch, row)
-        if seq is None:
+        seq = int(batch.tcp_seq[row])
+        if seq < 0:
             return False
         key = (batch.src_ip[row].tobytes() + batch.dst_ip[row].tobytes(),
                (int(batch.src_port[row]) << 16) | int(batch.dst_port[row]), seq, protocol)

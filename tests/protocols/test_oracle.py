@@ -41,7 +41,7 @@ EXPECTED: dict[str, dict[str, tuple[int, dict[str, int], set[int]]]] = {
     },
     "ordinary_mix_first30k.pcap": {
         "dns": (42, {"tunnelled": 10}, set()),
-        "http": (85, {"tunnelled": 39, "undecoded": 2}, {23084, 23093}),
+        "http": (87, {"tunnelled": 39}, {23084, 23093}),
         "tls": (9, {}, set()),
     },
 }
