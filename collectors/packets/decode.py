@@ -50,7 +50,7 @@ def _be32(buf: np.ndarray, pos: int) -> int:
     return (_be16(buf, pos) << 16) | _be16(buf, pos + 2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[int, int, int, int]:
     """Returns (status, ethertype, network-layer offset, outer VLAN id)."""
     vlan = 0
@@ -160,7 +160,7 @@ def allocate_frames(capacity: int) -> Frames:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _transport(
     buf: np.ndarray, i: int, pos: int, l4_end: int, captured_end: int, protocol: int, src_port: np.ndarray,
     dst_port: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
