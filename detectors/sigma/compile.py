@@ -1,4 +1,4 @@
-"""Sigma rules (pySigma's parsed condition trees) to Python closures that test one nested ECS event at a time.
+"""Sigma rules (pySigma's parsed condition trees) to Python functions that test one nested ECS event at a time.
 
 Semantics, following the Sigma specification:
 - strings match case-insensitively unless ``cased`` (and base64 values, whose case is their meaning); ``*`` and
@@ -12,8 +12,12 @@ Semantics, following the Sigma specification:
 - numbers compare numerically with numbers and with numeric strings (``EventID: 4688`` matches ``"4688"``).
 
 Each value type is compiled by a small function registered for its pySigma type (:func:`value_compiler`); OR
-nodes over the same field are merged into one test that reads and lower-cases the field once.  Alongside the
-matcher, :func:`requirement` derives literals a rule cannot match without, for the candidate index.
+nodes over the same field are merged into one test (strings into one string-set test, numbers into one set lookup,
+networks into one address parse).  The condition is planned (:func:`plan_condition`) and each rule becomes one
+generated Python function (:func:`generate_matcher`) that reads each field once and lower-cases it at most once,
+with the same plan as nested closures (:func:`closure_matcher`) kept as the reference.  Regular expressions that are
+only literals and ``.*`` gaps are decided without the backtracking engine.  Alongside the matcher,
+:func:`requirement` derives literals a rule cannot match without, for the candidate index.
 """
 
 from __future__ import annotations
@@ -86,6 +90,18 @@ def field_getter(dotted: str) -> Getter:
     parts = tuple(dotted.split("."))
     if len(parts) == 1:
         return lambda ev: ev.get(dotted)
+    if len(parts) == 2:
+        first, second = parts
+
+        def get2(ev: Event) -> Any:
+            node = ev.get(first)
+            if type(node) is dict:
+                value = node.get(second)
+                if value is not None:
+                    return value
+            return ev.get(dotted)
+
+        return get2
     if len(parts) == 3:
         p0, p1, p2 = parts
 
@@ -355,34 +371,137 @@ def _regex(value: SigmaRegularExpression, ctx: CompileContext, cased: bool) -> V
         flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
     pattern = re.compile(str(value.regexp), flags)
     # literals any match contains, tested first: cheap, and they spare the regex engine the hopeless texts on
-    # which SigmaHQ's ".+a.+b.+" patterns backtrack for milliseconds
-    groups = [tuple(g) for g in regex_literal_groups(str(value.regexp))]
-    if not groups:
-        return lambda v: pattern.search(as_text(v)) is not None
-
-    # under IGNORECASE Python also equates a few non-ASCII letters with ASCII ones (the long s, the Kelvin sign)
-    # that lower() keeps apart: the shortcut only judges ASCII texts then
+    # which SigmaHQ's ".+a.+b.+" patterns backtrack for milliseconds.  Case-insensitive patterns are judged on the
+    # lower-cased text, and only ASCII texts and literals: under IGNORECASE Python also equates a few non-ASCII
+    # letters with ASCII ones (the long s, the Kelvin sign) that lower() keeps apart.
     ignorecase = bool(pattern.flags & re.IGNORECASE)
+    sequence = _literal_sequence(str(value.regexp), pattern.flags)
+    if sequence is not None:
+        return _sequence_test(pattern, sequence)
+    groups, ordered = regex_prefilter(str(value.regexp), ignorecase, flags)
+    if not groups and not ordered:
+        return lambda v: pattern.search(as_text(v)) is not None
 
     def test(v: Any) -> bool:
         text = as_text(v)
-        if ignorecase and not text.isascii():
-            return pattern.search(text) is not None
-        lowered = text.lower()
+        if ignorecase:
+            if not text.isascii():
+                return pattern.search(text) is not None
+            subject = text.lower()
+        else:
+            subject = text
         for group in groups:
             for literal in group:
-                if literal in lowered:
+                if literal in subject:
                     break
             else:
                 return False
+        at = 0
+        for literal in ordered:  # the pattern's own literal runs, in their order (\+.*\+.*\+ needs three "+")
+            at = subject.find(literal, at)
+            if at < 0:
+                return False
+            at += len(literal)
         return pattern.search(text) is not None
 
     return test
 
 
+Sequence = list[tuple[str, int]]  # ("", gap: at least so many characters) or (literal, 0)
+
+
+def _literal_sequence(pattern: str, flags: int) -> Sequence | None:
+    """``pattern`` as literals and ``.*``/``.+`` gaps only (``\\+.*\\+.*\\+``, ``powershell.+-enc``), when it is
+    that simple: such a pattern is decided by finding the literals left to right, which is what a backtracking
+    engine does in exponential time on a text with many near misses."""
+    if flags & ~(re.IGNORECASE | re.DOTALL | re.MULTILINE | re.UNICODE):
+        return None
+    try:
+        parsed = list(re._parser.parse(pattern, flags))  # type: ignore[attr-defined]
+    except (re.error, RecursionError):
+        return None
+    ignorecase = bool(flags & re.IGNORECASE)
+    sequence: Sequence = []
+    run: list[str] = []
+    for op, arg in parsed:
+        if op is _sre.LITERAL:
+            char = chr(arg)
+            if char == "\n" or (ignorecase and not char.isascii()):
+                return None
+            run.append(char.lower() if ignorecase else char)
+            continue
+        if op not in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) or arg[1] != _sre.MAXREPEAT or arg[0] > 1:
+            return None
+        if list(arg[2]) != [(_sre.ANY, None)]:
+            return None
+        if run:
+            sequence.append(("".join(run), 0))
+            run = []
+        sequence.append(("", arg[0]))
+    if run:
+        sequence.append(("".join(run), 0))
+    return sequence if any(literal for literal, _ in sequence) else None
+
+
+def _sequence_test(pattern: re.Pattern[str], sequence: Sequence) -> ValueTest:
+    ignorecase = bool(pattern.flags & re.IGNORECASE)
+    dotall = bool(pattern.flags & re.DOTALL)
+
+    def fits(text: str) -> bool:
+        at = 0  # where the next literal may start at the earliest
+        for literal, gap in sequence:
+            if literal:
+                at = text.find(literal, at)
+                if at < 0:
+                    return False
+                at += len(literal)
+            else:
+                at += gap
+        return at <= len(text)
+
+    def test(v: Any) -> bool:
+        text = as_text(v)
+        if ignorecase:
+            if not text.isascii():
+                return pattern.search(text) is not None
+            text = text.lower()
+        if dotall or "\n" not in text:
+            return fits(text)
+        return any(fits(line) for line in text.split("\n"))  # "." does not cross a line
+
+    return test
+
+
+def regex_prefilter(pattern: str, ignorecase: bool, flags: int = 0) -> tuple[list[tuple[str, ...]], list[str]]:
+    """What a text needs before a regex can match it: one literal of each group, and the literal runs of the
+    pattern's top level in order.  Lower-cased and ASCII only when ``ignorecase``, else exactly as written."""
+    try:
+        parsed = list(re._parser.parse(pattern, flags))  # type: ignore[attr-defined]
+    except (re.error, RecursionError):
+        return [], []
+    groups = [tuple(sorted(g)) for g in _sequence_literals(parsed, ignorecase)]
+    ordered: list[str] = []
+    run: list[str] = []
+    for op, arg in [*parsed, (None, None)]:
+        char = chr(arg) if op is _sre.LITERAL else ""
+        if char and (char.isascii() or not ignorecase):
+            run.append(char.lower() if ignorecase else char)
+            continue
+        if run:
+            ordered.append("".join(run))
+            run = []
+    if ignorecase:
+        groups = [g for g in groups if all(lit.isascii() for lit in g)]
+    return groups, ordered
+
+
 @value_compiler(SigmaCIDRExpression)
 def _cidr(value: SigmaCIDRExpression, ctx: CompileContext, cased: bool) -> ValueTest:
-    network = value.network
+    return _networks_test((value.network,))
+
+
+def _networks_test(networks: tuple[Any, ...]) -> ValueTest:
+    """An IP address (an IPv4-mapped IPv6 one as IPv4) inside one of ``networks``."""
 
     def test(v: Any) -> bool:
         try:
@@ -391,7 +510,7 @@ def _cidr(value: SigmaCIDRExpression, ctx: CompileContext, cased: bool) -> Value
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return address.version == network.version and address in network
+        return any(address.version == network.version and address in network for network in networks)
 
     return test
 
@@ -449,15 +568,14 @@ def _field_matcher(getter: Getter, test: ValueTest) -> Matcher:
     return match
 
 
-def _special_leaf(name: str, value: SigmaType, ctx: CompileContext) -> Matcher | None:
+def _special_leaf(name: str, value: SigmaType, ctx: CompileContext) -> Plan | None:
     """Leaves that look at presence or at another field rather than at one value."""
-    get = field_getter(name)
     if isinstance(value, SigmaNull):
-        return lambda ev: get(ev) is None
+        return PlanPresence(name, False)
     if isinstance(value, SigmaExists):
-        wanted = bool(value.exists)
-        return lambda ev: (get(ev) is not None) is wanted
+        return PlanPresence(name, bool(value.exists))
     if isinstance(value, SigmaFieldReference):
+        get = field_getter(name)
         other = field_getter(value.field)
         starts, ends = value.starts_with, value.ends_with
 
@@ -474,7 +592,7 @@ def _special_leaf(name: str, value: SigmaType, ctx: CompileContext) -> Matcher |
                 return left.endswith(right)
             return left == right
 
-        return fieldref
+        return PlanCall(fieldref)
     return None
 
 
@@ -526,30 +644,86 @@ def _keyword_matcher(values: list[SigmaType], ctx: CompileContext) -> Matcher:
 
 
 # --- condition trees -------------------------------------------------------------------------------------------
+#
+# A condition is first planned (:func:`plan_condition`): NOT/AND/OR over leaves, where each leaf is one field's
+# values (OR, strings merged), a presence test, or a closure for the rarer forms (keywords, field references).
+# The plan then becomes one Python function per rule (:func:`generate_matcher`): the fields are read once at the
+# top, each value lower-cased at most once, and the common string tests inlined; :func:`closure_matcher` builds the
+# same logic from closures, as a reference and a fallback.
 
 ConditionNode = ConditionItem | ConditionFieldEqualsValueExpression | ConditionValueExpression | None
 
 
+@dataclass(slots=True, eq=False)
+class PlanNot:
+    arg: Plan
+
+
+@dataclass(slots=True, eq=False)
+class PlanAnd:
+    args: list[Plan]
+
+
+@dataclass(slots=True, eq=False)
+class PlanOr:
+    args: list[Plan]
+
+
+@dataclass(slots=True, eq=False)
+class PlanField:
+    """Values of one field (OR): ``test`` is the whole test of one present scalar; for a string value it equals
+    the string ``patterns`` or any of ``others``."""
+
+    name: str
+    patterns: list[StringPattern]
+    others: list[ValueTest]
+    test: ValueTest
+
+
+@dataclass(slots=True, eq=False)
+class PlanPresence:
+    """``null`` (``present=False``) or ``exists``."""
+
+    name: str
+    present: bool
+
+
+@dataclass(slots=True, eq=False)
+class PlanCall:
+    matcher: Matcher
+
+
+@dataclass(slots=True, eq=False)
+class PlanConst:
+    value: bool
+
+
+Plan = PlanNot | PlanAnd | PlanOr | PlanField | PlanPresence | PlanCall | PlanConst
+
+
 def compile_condition(node: ConditionNode, ctx: CompileContext) -> Matcher:
+    return generate_matcher(plan_condition(node, ctx))
+
+
+def plan_condition(node: ConditionNode, ctx: CompileContext) -> Plan:
     if node is None:
-        return lambda ev: False
+        return PlanConst(False)
     if isinstance(node, ConditionNOT):
-        inner = compile_condition(node.args[0], ctx)
-        return lambda ev: not inner(ev)
+        return PlanNot(plan_condition(node.args[0], ctx))
     if isinstance(node, ConditionAND):
-        parts = [compile_condition(arg, ctx) for arg in node.args]
-        return _all(parts)
-    if isinstance(node, ConditionOR):
-        return _any(_compile_or_args(list(node.args), ctx))
-    if isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
-        return _any(_compile_or_args([node], ctx))
+        parts = [plan_condition(arg, ctx) for arg in node.args]
+        return parts[0] if len(parts) == 1 else PlanAnd(parts)
+    if isinstance(node, ConditionOR | ConditionFieldEqualsValueExpression | ConditionValueExpression):
+        args = list(node.args) if isinstance(node, ConditionOR) else [node]
+        parts = _plan_or_args(args, ctx)
+        return parts[0] if len(parts) == 1 else PlanOr(parts)
     raise ctx.unsupported("condition", f"condition element {type(node).__name__} is not supported")
 
 
-def _compile_or_args(args: list[Any], ctx: CompileContext) -> list[Matcher]:
-    """OR arguments, with plain field/value leaves grouped by (field, casing) into one matcher each."""
+def _plan_or_args(args: list[Any], ctx: CompileContext) -> list[Plan]:
+    """OR arguments, with plain field/value leaves grouped by (field, casing) into one leaf each."""
     grouped: dict[tuple[str | None, bool], list[SigmaType]] = {}
-    out: list[Matcher] = []
+    out: list[Plan] = []
     for arg in args:
         if isinstance(arg, ConditionFieldEqualsValueExpression):
             special = _special_leaf(arg.field, arg.value, ctx)
@@ -560,13 +734,75 @@ def _compile_or_args(args: list[Any], ctx: CompileContext) -> list[Matcher]:
         elif isinstance(arg, ConditionValueExpression):
             grouped.setdefault((None, _leaf_cased(arg)), []).extend(_flat_values(arg.value))
         else:
-            out.append(compile_condition(arg, ctx))
+            out.append(plan_condition(arg, ctx))
     for (name, cased), values in grouped.items():
         if name is None:
-            out.insert(0, _keyword_matcher(values, ctx))
+            out.insert(0, PlanCall(_keyword_matcher(values, ctx)))
         else:
-            out.insert(0, _field_matcher(field_getter(name), _group_test(values, ctx, cased)))
+            out.insert(0, _field_plan(name, values, ctx, cased))
     return out
+
+
+def _field_plan(name: str, values: list[SigmaType], ctx: CompileContext, cased: bool) -> PlanField:
+    patterns: list[StringPattern] = []
+    others: list[ValueTest] = []
+    numbers: set[int | float] = set()
+    networks: list[Any] = []
+    for value in values:
+        if isinstance(value, SigmaString):
+            patterns.extend(string_patterns(value, ctx, cased))
+        elif type(value) is SigmaNumber:
+            numbers.add(value.number)
+        elif type(value) is SigmaCIDRExpression:
+            networks.append(value.network)
+        else:
+            others.append(compile_value(value, ctx, cased))
+    # a list of numbers (fifty ports) is one set lookup, a list of networks one address parse
+    if numbers:
+        others.insert(0, _number_set_test(frozenset(numbers)))
+    if networks:
+        others.append(_networks_test(tuple(networks)))
+    tests = ([string_set_test(patterns)] if patterns else []) + others
+    if len(tests) == 1:
+        test = tests[0]
+    else:
+
+        def test(v: Any) -> bool:
+            return any(t(v) for t in tests)
+
+    return PlanField(name, patterns, others, test)
+
+
+def _number_set_test(numbers: frozenset[int | float]) -> ValueTest:
+    """Equal (as a number) to one of ``numbers``: :func:`_number` for several at once."""
+
+    def test(v: Any) -> bool:
+        if type(v) is int:
+            return v in numbers
+        n = _to_number(v)
+        return n is not None and n in numbers
+
+    return test
+
+
+def closure_matcher(plan: Plan) -> Matcher:
+    """The plan as nested closures (the reference the generated functions are tested against)."""
+    if isinstance(plan, PlanNot):
+        inner = closure_matcher(plan.arg)
+        return lambda ev: not inner(ev)
+    if isinstance(plan, PlanAnd):
+        return _all([closure_matcher(p) for p in plan.args])
+    if isinstance(plan, PlanOr):
+        return _any([closure_matcher(p) for p in plan.args])
+    if isinstance(plan, PlanField):
+        return _field_matcher(field_getter(plan.name), plan.test)
+    if isinstance(plan, PlanPresence):
+        get, present = field_getter(plan.name), plan.present
+        return lambda ev: (get(ev) is not None) is present
+    if isinstance(plan, PlanCall):
+        return plan.matcher
+    value = plan.value
+    return lambda ev: value
 
 
 def _all(parts: list[Matcher]) -> Matcher:
@@ -598,6 +834,127 @@ def _any(parts: list[Matcher]) -> Matcher:
                 return True
         return False
 
+    return match
+
+
+def _value_test(test: ValueTest) -> ValueTest:
+    """``test`` on a present value of any shape: a list matches when one of its elements does."""
+
+    def run(v: Any) -> bool:
+        if type(v) is list:
+            return any(x is not None and test(x) for x in v)
+        return test(v)
+
+    return run
+
+
+class _Generator:
+    """Python source of one rule's matcher: ``def match(ev)``, reading each field once into ``v<n>`` (its lower-case
+    text lazily into ``l<n>``), then one boolean expression.  Values other than literals are passed in as globals."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {}
+        self.fields: dict[str, int] = {}
+        self.prologue: list[str] = []
+        self.prefixes: dict[tuple[str, str], str] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"_c{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def field(self, dotted: str) -> int:
+        """The number of the local holding the field's value (read as :func:`field_getter` reads it)."""
+        if dotted in self.fields:
+            return self.fields[dotted]
+        n = self.fields[dotted] = len(self.fields)
+        parts = dotted.split(".")
+        if len(parts) == 1:
+            self.prologue.append(f"v{n} = ev.get({dotted!r})")
+        elif len(parts) == 3:
+            prefix = self.prefixes.get((parts[0], parts[1]))
+            if prefix is None:
+                prefix = self.prefixes[(parts[0], parts[1])] = f"d{len(self.prefixes)}"
+                self.prologue += [
+                    f"{prefix} = ev.get({parts[0]!r})",
+                    f"{prefix} = {prefix}.get({parts[1]!r}) if type({prefix}) is dict else None",
+                    f"if type({prefix}) is not dict: {prefix} = None",
+                ]
+            self.prologue.append(f"v{n} = {prefix}.get({parts[2]!r}) if {prefix} is not None else ev.get({dotted!r})")
+        else:
+            self.prologue.append(f"v{n} = {self.const(field_getter(dotted))}(ev)")
+        self.prologue.append(f"l{n} = None")
+        return n
+
+    def expr(self, plan: Plan) -> str:
+        if isinstance(plan, PlanNot):
+            return f"(not {self.expr(plan.arg)})"
+        if isinstance(plan, PlanAnd | PlanOr):
+            if not plan.args:
+                return "True" if isinstance(plan, PlanAnd) else "False"
+            joiner = " and " if isinstance(plan, PlanAnd) else " or "
+            return "(" + joiner.join(self.expr(p) for p in plan.args) + ")"
+        if isinstance(plan, PlanField):
+            return self.field_expr(plan)
+        if isinstance(plan, PlanPresence):
+            n = self.field(plan.name)
+            return f"(v{n} is not None)" if plan.present else f"(v{n} is None)"
+        if isinstance(plan, PlanCall):
+            return f"{self.const(plan.matcher)}(ev)"
+        return repr(bool(plan.value))
+
+    def field_expr(self, plan: PlanField) -> str:
+        n = self.field(plan.name)
+        v, low = f"v{n}", f"l{n}"
+        terms: list[str] = []
+        for cased in (False, True):
+            mine = [p for p in plan.patterns if p.cased == cased]
+            if not mine:
+                continue
+            if any(p.kind == "any" for p in mine):
+                terms.insert(0, "True")
+                continue
+            # the first test of the value lower-cases it, unless an earlier test of this field already did
+            text = v if cased else f"({low} if {low} is not None else ({low} := {v}.lower()))"
+            first = len(terms)
+            eq = sorted({p.text for p in mine if p.kind == "eq"})
+            if len(eq) == 1:
+                terms.append(f"{text} == {eq[0]!r}")
+            elif eq:
+                terms.append(f"{text} in {self.const(frozenset(eq))}")
+            pre = tuple(p.text for p in mine if p.kind == "prefix")
+            if pre:
+                terms.append(f"{text if len(terms) == first else low if not cased else v}.startswith({pre!r})")
+            suf = tuple(p.text for p in mine if p.kind == "suffix")
+            if suf:
+                terms.append(f"{text if len(terms) == first else low if not cased else v}.endswith({suf!r})")
+            for needle in (p.text for p in mine if p.kind == "contains"):
+                terms.append(f"{needle!r} in {text if len(terms) == first else low if not cased else v}")
+            for p in mine:
+                if p.regex is not None:
+                    target = text if len(terms) == first else low if not cased else v
+                    terms.append(f"{self.const(p.regex)}.fullmatch({target}) is not None")
+        terms += [f"{self.const(t)}({v})" for t in plan.others]
+        string_test = " or ".join(terms) if terms else "False"
+        other = self.const(_value_test(plan.test))  # lists, numbers, ...
+        return f"({v} is not None and (({string_test}) if type({v}) is str else {other}({v})))"
+
+    def source(self, body: str) -> str:
+        lines = ["def match(ev):", *("    " + line for line in self.prologue), f"    return {body}"]
+        return "\n".join(lines) + "\n"
+
+
+def generate_matcher(plan: Plan) -> Matcher:
+    """One Python function for the whole plan (closures when it cannot be generated: absurdly deep conditions)."""
+    gen = _Generator()
+    try:
+        body = gen.expr(plan)
+        code = compile(gen.source(body), "<sigma rule>", "exec")
+    except (RecursionError, SyntaxError, MemoryError, ValueError):
+        return closure_matcher(plan)
+    namespace = dict(gen.namespace)
+    exec(code, namespace)  # our own generated source, from the plan above
+    match: Matcher = namespace["match"]
     return match
 
 
@@ -670,22 +1027,25 @@ def regex_literal_groups(pattern: str) -> list[frozenset[str]]:
     return _sequence_literals(list(parsed))
 
 
-def _sequence_literals(items: list[Any]) -> list[frozenset[str]]:
+def _sequence_literals(items: list[Any], fold: bool = True) -> list[frozenset[str]]:
+    """Groups of literals a match of the sequence ``items`` contains one of; lower-cased when ``fold``, else as
+    written (and then groups whose case rules differ, ``(?i:...)``, are left out)."""
     groups: list[frozenset[str]] = []
     run: list[str] = []
     for op, arg in items:
         if op is _sre.LITERAL:
-            run.append(chr(arg).lower())
+            run.append(chr(arg).lower() if fold else chr(arg))
             continue
         if run:
             groups.append(frozenset(["".join(run)]))
             run = []
         if op is _sre.SUBPATTERN:
-            groups.extend(_sequence_literals(list(arg[-1])))
+            if fold or not (arg[1] or arg[2]):
+                groups.extend(_sequence_literals(list(arg[-1]), fold))
         elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT) and arg[0] >= 1:
-            groups.extend(_sequence_literals(list(arg[2])))
+            groups.extend(_sequence_literals(list(arg[2]), fold))
         elif op is _sre.BRANCH:
-            alternatives = [_sequence_literals(list(alt)) for alt in arg[1]]
+            alternatives = [_sequence_literals(list(alt), fold) for alt in arg[1]]
             if all(alternatives):  # each alternative contributes its best group; one of them must occur
                 best = [max(alt, key=_literal_strength) for alt in alternatives]
                 groups.append(frozenset().union(*best))
@@ -716,8 +1076,10 @@ def requirement_groups(node: ConditionNode, ctx: CompileContext) -> tuple[Requir
         else:
             conjuncts.append(arg)
     options = sorted((r for r in (requirement(arg, ctx) for arg in conjuncts) if r), key=_strength, reverse=True)
-    # a second group is only worth its scanning cost when its literals are themselves selective
-    return tuple(options[:1] + [r for r in options[1:MAX_GROUPS] if _strength(r)[0] >= MIN_LITERAL + 1])
+    # a second group is only worth its scanning cost when its literals are themselves selective, or when it is
+    # whole values only (a dictionary lookup: ``EventID`` under a ``Provider_Name``)
+    second = [r for r in options[1:] if _strength(r)[0] >= MIN_LITERAL + 1 or all(exact for _, _, exact in r)]
+    return tuple(options[:1] + second[: MAX_GROUPS - 1])
 
 
 def _strength(req: Requirement) -> tuple[int, int]:
@@ -782,7 +1144,7 @@ def compile_rule(
         for value in _leaf_values(tree)
     ):
         raise ctx.unsupported("value_type", "timestamp-part or query-expression values are not evaluated")
-    matchers = [compile_condition(tree, ctx) for tree in trees]
+    plans = [plan_condition(tree, ctx) for tree in trees]
     if len(trees) == 1:
         groups = requirement_groups(trees[0], ctx)
     else:  # several conditions are alternatives: one group, their union
@@ -797,7 +1159,7 @@ def compile_rule(
         product=rule.logsource.product,
         category=rule.logsource.category,
         service=rule.logsource.service,
-        matcher=_any(matchers),
+        matcher=generate_matcher(plans[0] if len(plans) == 1 else PlanOr(plans)),
         requirement=groups[0] if groups else None,
         requirements=groups,
         path=path,
