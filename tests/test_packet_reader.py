@@ -142,11 +142,15 @@ def test_damaged_captures_never_crash_the_reader(tmp_path: Path, cut: int, noise
         assert packets == reader.stats.packets
 
 
-def test_llc_snap_frames_and_tcp_sequence_numbers_match_tshark(tmp_path: Path) -> None:
-    """802.3 frames with an LLC/SNAP header carry IP too (tshark decodes them); plain LLC (spanning tree) is not IP."""
+def test_encapsulations_and_tcp_sequence_numbers_match_tshark(tmp_path: Path) -> None:
+    """802.3 frames with an LLC/SNAP header, PPPoE sessions (PPP protocol field compressed or not), MPLS label
+    stacks and IPv4 with a zero total length (segmentation offload) carry IP that tshark decodes, and so do we;
+    plain LLC (spanning tree) and PPPoE's own control frames are not IP."""
+    from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
     from scapy.layers.l2 import LLC, SNAP, STP, Dot1Q, Dot3, Ether
+    from scapy.layers.ppp import PPP, PPPoE
     from scapy.utils import wrpcap
 
     mac = {"src": "00:11:22:33:44:55", "dst": "66:77:88:99:aa:bb"}
@@ -158,13 +162,24 @@ def test_llc_snap_frames_and_tcp_sequence_numbers_match_tshark(tmp_path: Path) -
         Dot3(dst="01:80:c2:00:00:00", src=mac["src"]) / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP(),
         Ether(**mac) / IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop()
         / TCP(sport=40000, dport=443, flags="A", seq=4000000000),
+        Ether(**mac) / Dot1Q(vlan=7) / PPPoE(sessionid=9) / PPP(proto=0x0021) / IP(src="100.64.0.1", dst="10.1.0.9")
+        / TCP(sport=5555, dport=22, flags="S", seq=77),
+        Ether(**mac) / PPPoE(sessionid=9) / PPP(proto=0xC021) / b"\x01\x01\x00\x04",  # LCP: no IP inside
+        Ether(**mac) / PPPoE(sessionid=9)  # PPP protocol field compressed to one byte
+        / (b"\x21" + bytes(IP(src="100.64.0.2", dst="10.1.0.9") / UDP(sport=1, dport=2))),
+        Ether(**mac, type=0x8847) / MPLS(label=100, s=0) / MPLS(label=200, s=1)
+        / IP(src="10.2.0.1", dst="10.2.0.2") / TCP(sport=179, dport=50000, flags="PA", seq=5) / b"bgp",
+        Ether(**mac) / IP(src="10.3.0.1", dst="10.3.0.2", len=0) / TCP(sport=443, dport=51000, flags="A", seq=6)
+        / (b"x" * 3000),
     ]
     capture = tmp_path / "llc.pcap"
     wrpcap(str(capture), frames)
     expected = tshark_fields(capture, "ip.src", "ipv6.src", "tcp.srcport", "udp.srcport", "tcp.seq_raw", "vlan.id")
     _, batches = read_all(capture)
     batch = batches[0]
-    assert batch.status.tolist() == [DecodeStatus.OK, DecodeStatus.OK, DecodeStatus.NOT_IP, DecodeStatus.OK]
+    ok, not_ip = DecodeStatus.OK, DecodeStatus.NOT_IP
+    assert batch.status.tolist() == [ok, ok, not_ip, ok, ok, not_ip, ok, ok, ok]
+    assert int(batch.payload_len[-1]) == 3000
     for i, (ip4, ip6, tcp_port, udp_port, seq, vlan) in enumerate(expected):
         assert (ip_to_str(batch.src_ip[i]) if batch.ip_version[i] else "") == (ip4 or ip6)
         assert (str(batch.src_port[i]) if batch.ip_version[i] else "") == (tcp_port or udp_port)

@@ -1,8 +1,9 @@
 """Decode link, network and transport headers of indexed frames into the columns of a chunk (numba).
 
-Link types: Ethernet (with any number of 802.1Q / 802.1ad / QinQ tags, and 802.2 LLC/SNAP framing), Linux cooked
-capture v1 and v2, raw IP, BSD loopback. Network: IPv4 (options, fragments marked), IPv6 (extension headers
-walked), ARP kept as its own record (ethertype 0x0806, ``l3_offset`` points at it). Transport: TCP (with its
+Link types: Ethernet (with any number of 802.1Q / 802.1ad / QinQ tags, 802.2 LLC/SNAP framing, PPPoE sessions,
+MPLS label stacks), Linux cooked capture v1 and v2, raw IP, BSD loopback. Network: IPv4 (options, fragments
+marked, a total length of 0 read as "the rest of the frame" as segmentation offload leaves it), IPv6 (extension
+headers walked), ARP kept as its own record (ethertype 0x0806, ``l3_offset`` points at it). Transport: TCP (with its
 sequence number), UDP, ICMP, ICMPv6 (type and code in the port columns, as flow tools do). A frame whose headers
 are cut or impossible is marked, never fatal.
 """
@@ -30,6 +31,9 @@ LINKTYPE_LINUX_SLL2 = 276
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_PPPOE_SESSION = 0x8864
+ETHERTYPE_MPLS = 0x8847
+ETHERTYPE_MPLS_MULTICAST = 0x8848
 
 _OK = np.uint8(DecodeStatus.OK)
 _NOT_IP = np.uint8(DecodeStatus.NOT_IP)
@@ -70,6 +74,25 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
             # 802.3 length instead of a type, then 802.2 LLC with a SNAP header: the type follows the OUI
             ethertype = _be16(buf, pos + 6)
             pos += 8
+        elif ethertype == ETHERTYPE_PPPOE_SESSION and pos + 8 <= end:
+            # PPPoE session header (6 bytes), then the PPP protocol number: one byte when compressed (odd first byte)
+            first = np.int64(buf[pos + 6])
+            ppp, pos = (first, pos + 7) if first & 1 else (_be16(buf, pos + 6), pos + 8)
+            if ppp == 0x21:
+                return _OK, ETHERTYPE_IPV4, pos, vlan
+            if ppp == 0x57:
+                return _OK, ETHERTYPE_IPV6, pos, vlan
+        elif ethertype == ETHERTYPE_MPLS or ethertype == ETHERTYPE_MPLS_MULTICAST:
+            # a label stack (4 bytes a label, the last with its bottom-of-stack bit), then IP told by its version
+            while pos + 4 <= end:
+                bottom = buf[pos + 2] & 1
+                pos += 4
+                if bottom:
+                    if pos < end and buf[pos] >> 4 == 4:
+                        return _OK, ETHERTYPE_IPV4, pos, vlan
+                    if pos < end and buf[pos] >> 4 == 6:
+                        return _OK, ETHERTYPE_IPV6, pos, vlan
+                    break
         return _OK, ethertype, pos, vlan
     if linktype == LINKTYPE_LINUX_SLL:
         if start + 16 > end:
@@ -252,6 +275,8 @@ def decode_frames(
                 continue
             header = (buf[pos] & 0x0F) * 4
             total = _be16(buf, pos + 2)
+            if total == 0:  # TCP segmentation offload on the capturing host: the length was never filled in
+                total = end - pos
             if header < 20 or total < header:
                 status[i] = _MALFORMED
                 continue
