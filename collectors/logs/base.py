@@ -66,8 +66,8 @@ class Malformed:
 class Stats:
     """Counters a run exposes: events by dataset and by log source, malformed by reason, truncations and drops."""
 
-    events: Counter[str] = field(default_factory=Counter)  # by event.dataset
-    _logsources: Counter[tuple[str | None, str | None, str | None]] = field(default_factory=Counter)
+    # events by (event.dataset, logsource product, category, service): one count per event, the views derived
+    by_source: dict[tuple[str, str | None, str | None, str | None], int] = field(default_factory=dict)
     malformed: Counter[str] = field(default_factory=Counter)  # by reason
     skipped: Counter[str] = field(default_factory=Counter)  # not records (blank lines, directives), by reason
     truncated: int = 0
@@ -76,18 +76,29 @@ class Stats:
     rotations: Counter[str] = field(default_factory=Counter)  # file rotations followed: rename, truncate
 
     def count_event(self, event: Event) -> None:
-        self.events[event["event"].get("dataset") or "unknown"] += 1
         ls = event["soc"]["logsource"]
-        self._logsources[(ls.get("product"), ls.get("category"), ls.get("service"))] += 1
+        key = (event["event"].get("dataset") or "unknown", ls.get("product"), ls.get("category"), ls.get("service"))
+        self.by_source[key] = self.by_source.get(key, 0) + 1
+
+    @property
+    def events(self) -> Counter[str]:
+        """Events by ``event.dataset`` (``unknown`` when unset)."""
+        out: Counter[str] = Counter()
+        for key, n in self.by_source.items():
+            out[key[0]] += n
+        return out
 
     @property
     def logsources(self) -> Counter[str]:
         """Events by ``product/category/service`` (``-`` for None)."""
-        return Counter({"/".join(p or "-" for p in key): n for key, n in self._logsources.items()})
+        out: Counter[str] = Counter()
+        for key, n in self.by_source.items():
+            out["/".join(p or "-" for p in key[1:])] += n
+        return out
 
     def merge(self, other: Stats) -> None:
-        self.events.update(other.events)
-        self._logsources.update(other._logsources)
+        for key, n in other.by_source.items():
+            self.by_source[key] = self.by_source.get(key, 0) + n
         self.malformed.update(other.malformed)
         self.skipped.update(other.skipped)
         self.dropped.update(other.dropped)

@@ -15,10 +15,11 @@ import os
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any, cast
 
-from collectors.logs.base import MAX_MESSAGE_BYTES, Diagnostics, Malformed, ParseError, Source, log
+from collectors.logs.base import _END, MAX_MESSAGE_BYTES, Diagnostics, Malformed, ParseError, Source, log
 from collectors.logs.checkpoint import CheckpointStore
 from collectors.logs.parsers import LineParser, get_parser, sniff_format
 from collectors.logs.reader import CHUNK, LineProcessor, LineSplitter
@@ -107,6 +108,8 @@ class FileSource(Source):
         self._splitter = LineSplitter(0, limit)
         self._processor: LineProcessor | None = None
         self._position = FilePosition(str(self.path), 0, 0, 0)
+        self._blocker: Generator[Iterator[Event] | None, None, None] | None = None  # what poll() reads
+        self._block: Iterator[Event] | None = None  # the block poll() is handing out
 
     # --- position ------------------------------------------------------------------------------------------
 
@@ -120,9 +123,10 @@ class FileSource(Source):
     def close(self) -> None:
         """Stop following; safe from another thread (the reading loop closes the file when it sees the flag)."""
         self._closed = True
-        if self._poller is not None:
-            with contextlib.suppress(ValueError):  # "generator already executing": that thread will see the flag
-                self._poller.close()
+        for generator in (self._poller, self._blocker):
+            if generator is not None:
+                with contextlib.suppress(ValueError):  # "generator already executing": that thread will see the flag
+                    generator.close()
         if not self._iterating:
             self._close_handle()
 
@@ -174,22 +178,19 @@ class FileSource(Source):
         self._open(self.path, 0)
         return False
 
-    def _drain(self, final: bool) -> Iterator[Event]:
-        """Events of everything readable now; ``final`` also takes a last line without newline."""
+    def _drain(self, final: bool) -> Iterator[Iterator[Event]]:
+        """Everything readable now, a read at a time (each read's events lazily, see :meth:`LineProcessor.block`);
+        ``final`` also takes a last line without newline."""
         assert self._handle is not None and self._processor is not None
-        processor = self._processor
-        while chunk := self._handle.read(CHUNK):
-            for offset, raw, end in self._splitter.feed(chunk):
-                event = processor.process(offset, raw)
-                self._position.offset = end
-                if event is not None:
-                    yield event
+        block = self._processor.block
+        read, feed = self._handle.read, self._splitter.feed_block
+        while chunk := read(CHUNK):
+            head, start, body = feed(chunk)
+            if head is not None or body:  # else the middle of a line: nothing ends here
+                yield block(head, start, body, self._position)
         if final:
-            for offset, raw, end in self._splitter.flush():
-                event = processor.process(offset, raw)
-                self._position.offset = end
-                if event is not None:
-                    yield event
+            for line in self._splitter.flush():
+                yield block(line, line[2], b"", self._position)
 
     def _rotated(self) -> bool:
         """True when the path now names another file (rename rotation) or ours was truncated (copy-truncate)."""
@@ -206,10 +207,48 @@ class FileSource(Source):
             self._open(self.path, 0)
         return False
 
+    # --- handing out: events are parsed as they are taken, so the position follows each one ----------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        blocks = cast(Iterator[Iterator[Event]], self._blocks(wait=True))  # no None: waiting, the reader sleeps
+        return chain.from_iterable(blocks)
+
     def _events(self, wait: bool) -> Generator[Event | None, None, None]:
+        for block in self._blocks(wait):
+            if block is None:
+                yield None
+            else:
+                yield from block
+
+    def poll(self, max_events: int = 10_000, timeout: float = 0.0) -> list[Event]:
+        if self._blocker is None:
+            self._blocker = self._blocks(wait=False)
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while not self.done and len(events) < max_events:
+            if self._block is not None:  # the read being handed out
+                want = max_events - len(events)
+                got = list(islice(self._block, want))
+                events += got
+                if len(got) < want:
+                    self._block = None  # all of it handed out
+                continue
+            block = next(self._blocker, _END)
+            if block is _END:
+                self._done = True
+            elif block is not None:
+                self._block = block
+                continue
+            if events or time.monotonic() >= deadline or self.done:
+                break
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return events
+
+    def _blocks(self, wait: bool) -> Generator[Iterator[Event] | None, None, None]:
         self._iterating = True
         try:
             yield from self._read(wait)
+            self._done = True
         finally:
             self._iterating = False
             self._close_handle()
@@ -221,7 +260,7 @@ class FileSource(Source):
         else:
             yield None
 
-    def _read(self, wait: bool) -> Iterator[Event | None]:
+    def _read(self, wait: bool) -> Iterator[Iterator[Event] | None]:
         while True:
             try:
                 finish_rotated = self._start()
@@ -249,9 +288,9 @@ class FileSource(Source):
             return
         while not self._closed:
             got = False
-            for event in self._drain(final=False):
+            for block in self._drain(final=False):
                 got = True
-                yield event
+                yield block
             if self._closed:
                 return
             if self._rotated():

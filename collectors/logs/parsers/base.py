@@ -18,6 +18,7 @@ from soc.model import Event
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, start=1)}
+MEMO_SIZE = 4096  # entries per memo of the parsers; a full memo is cleared (cheap, bounded, and soon warm again)
 
 
 class LineParser(ABC):
@@ -128,30 +129,53 @@ class IsoParser:
 
     def __init__(self) -> None:
         self._seconds = cached(_iso_seconds)
+        # the common shape, microseconds (``2026-11-25T07:43:26.123456+0000``): the stamp without its six digits
+        # (``2026-11-25T07:43:26+0000``) to its whole second, for stamps _ISO_STAMP has read
+        self._micros: dict[str, str] = {}
 
     def __call__(self, text: str) -> str:
+        if text[19:20] == "." and (digits := text[20:26]).isdecimal():
+            seconds = self._micros.get(text[:19] + text[26:])
+            if seconds is not None:
+                return f"{seconds[:-7]}{digits}Z"
         match = _ISO_STAMP.match(text)
         if match is None:
             raise ParseError("bad_timestamp", f"bad timestamp {text!r}")
         day, clock, fraction, zone = match.groups()
         try:
-            return with_fraction(self._seconds(f"{day}|{clock}|{zone or ''}"), fraction)
+            seconds = self._seconds(f"{day}|{clock}|{zone or ''}")
         except ValueError as exc:
             raise ParseError("bad_timestamp", f"bad timestamp {text!r}: {exc}") from None
+        if fraction is not None and len(fraction) == 6 and match.start(1) == 0 and text[19] == ".":
+            if len(self._micros) >= MEMO_SIZE:
+                self._micros.clear()
+            self._micros[text[:19] + text[26:]] = seconds
+        return with_fraction(seconds, fraction)
+
+
+def epoch_seconds(whole: str) -> str:
+    """Whole seconds since the epoch (digits) to our UTC form."""
+    return iso(datetime.fromtimestamp(int(whole), tz=UTC))
 
 
 class EpochParser:
     """Seconds since the epoch as text (``1795592606.123``) or number to our UTC form, memoized per second."""
 
     def __init__(self) -> None:
-        self._seconds = cached(lambda whole: iso(datetime.fromtimestamp(int(whole), tz=UTC)))
+        self._memo: dict[str, str] = {}  # whole seconds (digits) to epoch_seconds()
 
     def __call__(self, value: str | float) -> str:
         text = value if isinstance(value, str) else repr(float(value))
         whole, _, fraction = text.partition(".")
         if not whole.isdigit() or not (fraction.isdigit() or not fraction):
             raise ParseError("bad_timestamp", f"bad epoch time {value!r}")
-        return with_fraction(self._seconds(whole), fraction)
+        memo = self._memo
+        seconds = memo.get(whole)
+        if seconds is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            seconds = memo[whole] = epoch_seconds(whole)
+        return f"{seconds[:-7]}{(fraction + '000000')[:6]}Z" if fraction else seconds
 
 
 def epoch_to_iso(seconds: float) -> str:
@@ -167,9 +191,7 @@ def syslog_year(month: int, now: datetime | None = None) -> int:
 _IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
 
 
-def is_ip(text: str) -> bool:
-    """Whether ``text`` is an IPv4 or IPv6 address (an ``ip`` field given a host name makes Elasticsearch refuse
-    the whole document, so every parser checks before writing ``*.ip``)."""
+def _is_ip(text: str) -> bool:
     if _IPV4.fullmatch(text):
         return True
     if ":" not in text:
@@ -181,14 +203,42 @@ def is_ip(text: str) -> bool:
     return True
 
 
+_IS_IP: dict[str, bool] = {}
+
+
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (an ``ip`` field given a host name makes Elasticsearch refuse
+    the whole document, so every parser checks before writing ``*.ip``). Memoized: logs repeat their addresses."""
+    known = _IS_IP.get(text)
+    if known is None:
+        if len(_IS_IP) >= MEMO_SIZE:
+            _IS_IP.clear()
+        known = _IS_IP[text] = _is_ip(text)
+    return known
+
+
+ENDPOINTS: dict[str, dict[str, Any]] = {}  # endpoint() memo by address (no port): copy what it holds
+
+
 def endpoint(address: str, port: str | int | None = None) -> dict[str, Any]:
     """ECS ``source``/``destination`` for an address that may be an IP or a host name, with an optional port."""
-    doc: dict[str, Any] = {"ip": address.split("%", 1)[0], "address": address} if is_ip(address) else {
-        "address": address, "domain": address}  # fmt: skip
-    if isinstance(port, int):
-        doc["port"] = port
-    elif port and port.isdigit():
-        doc["port"] = int(port)
+    known = ENDPOINTS.get(address)
+    if known is None:
+        if len(ENDPOINTS) >= MEMO_SIZE:
+            ENDPOINTS.clear()
+        known = ENDPOINTS[address] = (
+            {"ip": address.split("%", 1)[0], "address": address} if is_ip(address) else
+            {"address": address, "domain": address}
+        )  # fmt: skip
+    doc = known.copy()  # a dict per event: later stages may edit one event's copy
+    if port is not None:
+        if port.__class__ is str:
+            if port.isdigit():
+                doc["port"] = int(port)
+        elif isinstance(port, int):
+            doc["port"] = port
+        elif port and port.isdigit():
+            doc["port"] = int(port)
     return doc
 
 

@@ -10,7 +10,7 @@ import re
 from typing import Any, TypeGuard
 
 from collectors.logs.base import ParseError, logsource
-from collectors.logs.parsers.base import EpochParser, LineParser, base_event, endpoint, register
+from collectors.logs.parsers.base import EpochParser, LineParser, endpoint, register
 from collectors.logs.parsers.syslog import ProgramHandler, register_handler
 from soc.model import Event
 
@@ -19,10 +19,13 @@ LINUX_AUDITD = logsource("linux", None, "auditd")
 
 def _auth(event: Event, action: str, outcome: str | None, types: list[str], category: str = "authentication") -> None:
     event["soc"]["logsource"]["service"] = "auth"  # the syslog parser made it linux/syslog
-    event["event"]["dataset"] = "system.auth"
-    event["event"].update(action=action, category=[category], type=types)
+    ev = event["event"]
+    ev["dataset"] = "system.auth"
+    ev["action"] = action
+    ev["category"] = [category]
+    ev["type"] = types
     if outcome is not None:
-        event["event"]["outcome"] = outcome
+        ev["outcome"] = outcome
 
 
 def _source(event: Event, address: str, port: str | None = None) -> None:
@@ -78,13 +81,18 @@ class SshdHandler(ProgramHandler):
     def handle(self, event: Event, message: str) -> None:
         if (match := _SSH_RESULT.match(message)) is not None:
             result, method, invalid, user, ip, port = match.groups()
-            accepted = result == "Accepted"
-            _auth(event, "ssh_login", "success" if accepted else "failure", ["start"])
+            event["soc"]["logsource"]["service"] = "auth"  # _auth, inlined: the most common auth line
+            ev = event["event"]
+            ev["dataset"] = "system.auth"
+            ev["action"] = "ssh_login"
+            ev["category"] = ["authentication"]
+            ev["type"] = ["start"]
+            ev["outcome"] = "success" if result == "Accepted" else "failure"
             event["user"] = {"name": user}
-            _source(event, ip, port)
-            event["system"] = {"auth": {"ssh": {"method": method, "event": result}}}
-            if invalid:
-                event["system"]["auth"]["ssh"]["invalid_user"] = True
+            event["source"] = endpoint(ip, port)
+            ssh = {"method": method, "event": result, "invalid_user": True} if invalid else {
+                "method": method, "event": result}  # fmt: skip
+            event["system"] = {"auth": {"ssh": ssh}}
         elif (match := _SSH_INVALID.match(message)) is not None:
             user, ip, port = match.groups()
             _auth(event, "ssh_invalid_user", "failure", ["start"])
@@ -103,10 +111,10 @@ class SshdHandler(ProgramHandler):
                 _source(event, *peer.groups())
 
 
-_SUDO = re.compile(
-    r"\s*(\S+) : (?:(.*?) ; )?TTY=(\S+) ; PWD=(.*?) ; USER=(\S+) ;(?: GROUP=\S+ ;)?(?: TSID=\S+ ;)?(?: ENV=.*? ;)?"
-    r" COMMAND=(.*)"
-)
+_SUDO_TAIL = r"TTY=(\S+) ; PWD=(.*?) ; USER=(\S+) ;(?: GROUP=\S+ ;)?(?: TSID=\S+ ;)?(?: ENV=.*? ;)? COMMAND=(.*)"
+_SUDO = re.compile(r"\s*(\S+) : (?:(.*?) ; )?" + _SUDO_TAIL)
+# the same when no " ; TTY=" follows the user, so that the lazy note group cannot match (skipping it scans less)
+_SUDO_PLAIN = re.compile(r"\s*(\S+) : ()" + _SUDO_TAIL)
 
 
 @register_handler
@@ -116,7 +124,7 @@ class SudoHandler(ProgramHandler):
     programs = ("sudo",)
 
     def handle(self, event: Event, message: str) -> None:
-        match = _SUDO.match(message)
+        match = (_SUDO if " ; TTY=" in message else _SUDO_PLAIN).match(message)
         if match is None:
             if not _pam(event, message):
                 _auth(event, "sudo", None, ["info"], "process")
@@ -124,10 +132,13 @@ class SudoHandler(ProgramHandler):
         user, problem, tty, pwd, target, command = match.groups()
         _auth(event, "sudo", "failure" if problem else "success", ["start"], "process")
         event["user"] = {"name": user, "effective": {"name": target}}
-        event["process"].update(command_line=command, working_directory=pwd)
-        event["system"] = {"auth": {"sudo": {"tty": tty, "pwd": pwd, "user": target, "command": command}}}
+        process = event["process"]
+        process["command_line"] = command
+        process["working_directory"] = pwd
+        sudo = {"tty": tty, "pwd": pwd, "user": target, "command": command}
         if problem:
-            event["system"]["auth"]["sudo"]["error"] = problem
+            sudo["error"] = problem
+        event["system"] = {"auth": {"sudo": sudo}}
 
 
 _SU_UTIL = re.compile(r"(FAILED SU )?\(to (\S+)\) (\S+) on (\S+)")
@@ -222,11 +233,49 @@ _AUDIT_PLAIN_KV = re.compile(r'([\w-]+)="?([^"\s]*)"?')
 _QUOTED_SPACE = re.compile(r'="[^"]*\s')
 
 
+def _plain_fields(text: str) -> dict[str, Any] | None:
+    r"""``dict(_AUDIT_PLAIN_KV.findall(text))`` when ``_QUOTED_SPACE`` finds nothing in ``text`` (no "'" in it), for
+    the common text made of ``key=value`` words, each key of ``[\w-]`` and each value plain or in double quotes:
+    split by str methods instead of a regex search per field. None for any other text (the regexes then decide)."""
+    words = text.split()
+    fields: dict[str, Any] = {}
+    for word in words:
+        key, equals, value = word.partition("=")
+        if not equals:
+            return None
+        fields[key] = value
+    keys = "".join(fields).replace("-", "").replace("_", "")
+    if len(fields) != len(words) or "" in fields or not (keys.isalnum() or not keys):  # a key twice, a bad key
+        return None
+    values = "".join(fields.values())
+    if '"' in values:
+        if '="' in values:  # a quote after an "=" inside a value: _QUOTED_SPACE may find it
+            return None
+        for key, value in fields.items():
+            if '"' in value:
+                if value[0] == '"':
+                    if value[-1] != '"' or len(value) == 1:  # no closing quote: _QUOTED_SPACE may find it
+                        return None
+                    inner = value[1:-1]
+                elif value[-1] == '"':
+                    inner = value[:-1]
+                else:
+                    return None
+                if '"' in inner:
+                    return None
+                fields[key] = inner
+    return fields
+
+
 def _audit_fields(text: str, out: dict[str, Any]) -> None:
-    # fast path, all in C: no quoted value holds a space (SYSCALL, EXECVE with plain args, PATH, ...)
-    if "'" not in text and _QUOTED_SPACE.search(text) is None:
-        out.update(_AUDIT_PLAIN_KV.findall(text))
-        return
+    if "'" not in text:
+        # fast path, mostly in C: no quoted value holds a space (SYSCALL, EXECVE with plain args, PATH, ...)
+        if (plain := _plain_fields(text)) is not None:
+            out.update(plain)
+            return
+        if _QUOTED_SPACE.search(text) is None:
+            out.update(_AUDIT_PLAIN_KV.findall(text))
+            return
     for key, value in _AUDIT_KV.findall(text):
         if value[:1] == "'" and key == "msg":
             _audit_fields(value[1:-1], out)  # USER_* records nest the PAM details in msg='...'
@@ -240,6 +289,9 @@ def _known(value: str | None) -> TypeGuard[str]:
     return value is not None and value not in ("", "?", "(null)")
 
 
+_UNKNOWN = frozenset((None, "", "?", "(null)"))  # not _known
+
+
 @register
 class AuditdParser(LineParser):
     """auditd records: ``type=SYSCALL msg=audit(1764056606.123:456): arch=c000003e syscall=59 ... key="x"``."""
@@ -250,7 +302,7 @@ class AuditdParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._time = EpochParser()
+        self._time = EpochParser().__call__  # the bound method: a cheaper call
 
     def sniff(self, line: str) -> bool:
         return _AUDIT.match(line) is not None
@@ -262,40 +314,46 @@ class AuditdParser(LineParser):
         node, record_type, stamp, sequence, body = match.groups()
         fields: dict[str, Any] = {}
         _audit_fields(body.split("\x1d", 1)[0], fields)  # after GS come ausearch's interpreted copies
-        event = base_event(self._time(stamp), "auditd.log", LINUX_AUDITD, line)
-        event["event"]["action"] = record_type.lower()
-        result = fields.get("res") or fields.get("success")
+        ev: dict[str, Any] = {"kind": "event", "module": "auditd", "dataset": "auditd.log",
+                              "action": record_type.lower()}  # fmt: skip
+        event: Event = {
+            "@timestamp": self._time(stamp),
+            "message": line,
+            "event": ev,
+            "soc": {"logsource": {"product": "linux", "category": None, "service": "auditd"}},
+        }
+        get = fields.get
+        result = get("res") or get("success")
         if result is not None:
-            event["event"]["outcome"] = "success" if result in ("yes", "success", "1") else "failure"
-        auditd = {"log": {"record_type": record_type, "sequence": int(sequence), **fields}}
-        event["auditd"] = auditd
+            ev["outcome"] = "success" if result in ("yes", "success", "1") else "failure"
+        event["auditd"] = {"log": {"record_type": record_type, "sequence": int(sequence), **fields}}
         if node:
             event["host"] = {"name": node}
         process: dict[str, Any] = {}
-        if _known(exe := fields.get("exe")):
+        if (exe := get("exe")) not in _UNKNOWN:
             process["executable"] = exe
-        if _known(comm := fields.get("comm")):
+        if (comm := get("comm")) not in _UNKNOWN:
             process["name"] = comm
-        if (pid := fields.get("pid", "")).isdigit():
+        if (pid := get("pid", "")).isdigit():
             process["pid"] = int(pid)
-        if (ppid := fields.get("ppid", "")).isdigit():
+        if (ppid := get("ppid", "")).isdigit():
             process["parent"] = {"pid": int(ppid)}
         if process:
             event["process"] = process
         user: dict[str, Any] = {}
-        if _known(uid := fields.get("uid")):
+        if (uid := get("uid")) not in _UNKNOWN:
             user["id"] = uid
-        if _known(auid := fields.get("auid")):
+        if (auid := get("auid")) not in _UNKNOWN:
             user["audit"] = {"id": auid}
-        if _known(euid := fields.get("euid")):
+        if (euid := get("euid")) not in _UNKNOWN:
             user["effective"] = {"id": euid}
-        if _known(acct := fields.get("acct")):
+        if (acct := get("acct")) not in _UNKNOWN:
             user["name"] = acct
         if user:
             event["user"] = user
-        if _known(addr := fields.get("addr")):
-            event["source"] = endpoint(addr)
-        if _known(key := fields.get("key")):
+        if (addr := get("addr")) not in _UNKNOWN:
+            event["source"] = endpoint(str(addr))
+        if (key := get("key")) not in _UNKNOWN:
             event["tags"] = [key]
         return event
 

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from collectors.logs.base import ParseError, logsource
-from collectors.logs.parsers.base import register
+from collectors.logs.parsers.base import MEMO_SIZE, register
 from collectors.logs.parsers.syslog import ProgramHandler, SyslogParser, register_handler
 from soc.model import Event
 
@@ -24,6 +24,10 @@ def _action(prefix: str) -> str | None:
         if word in lower:
             return action
     return None
+
+
+_PREFIX_ACTIONS: dict[str, str | None] = {}  # memo of _action: a firewall logs few prefixes
+_MOVED = ("SRC", "DST", "SPT", "DPT")  # to source/destination, not kept under iptables
 
 
 def netfilter_fields(event: Event, message: str) -> bool:
@@ -44,11 +48,19 @@ def netfilter_fields(event: Event, message: str) -> bool:
     if not src or not dst:
         return False
     proto = fields.get("PROTO", "")
-    event["soc"]["logsource"] = dict(FIREWALL)
+    event["soc"]["logsource"] = {"product": "linux", "category": "firewall", "service": None}
     ev = event["event"]
-    ev.update(module="iptables", dataset="iptables.log", category=["network"], type=["connection"])
+    ev["module"] = "iptables"
+    ev["dataset"] = "iptables.log"
+    ev["category"] = ["network"]
+    ev["type"] = ["connection"]
     prefix = prefix.rstrip(": ").strip()
-    if action := _action(prefix):
+    action = _PREFIX_ACTIONS.get(prefix, "")
+    if action == "":
+        if len(_PREFIX_ACTIONS) >= MEMO_SIZE:
+            _PREFIX_ACTIONS.clear()
+        action = _PREFIX_ACTIONS[prefix] = _action(prefix)
+    if action:
         ev["action"] = action
         ev["type"] = ["connection", "denied" if action == "denied" else "allowed"]
     source: dict[str, Any] = {"ip": src, "address": src}
@@ -69,8 +81,8 @@ def netfilter_fields(event: Event, message: str) -> bool:
     if observer:
         event["observer"] = observer
     if (length := fields.get("LEN")) and length.isdigit():
-        event["network"]["bytes"] = int(length)
-    iptables: dict[str, Any] = {k.lower(): v for k, v in fields.items() if k not in ("SRC", "DST", "SPT", "DPT")}
+        network["bytes"] = int(length)
+    iptables: dict[str, Any] = {k.lower(): v for k, v in fields.items() if k not in _MOVED}
     if flags:
         iptables["flags"] = flags
     if prefix:

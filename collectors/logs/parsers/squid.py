@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from collectors.logs.base import ParseError, logsource
-from collectors.logs.parsers.base import EpochParser, LineParser, base_event, endpoint, register
+from collectors.logs.parsers.base import ENDPOINTS, MEMO_SIZE, LineParser, endpoint, epoch_seconds, register
 from soc.model import Event
 
 PROXY = logsource("squid", "proxy", None)
@@ -26,7 +26,7 @@ class SquidParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._time = EpochParser()
+        self._seconds: dict[str, str] = {}  # memo of epoch_seconds
 
     def sniff(self, line: str) -> bool:
         return _LINE.match(line) is not None
@@ -37,37 +37,55 @@ class SquidParser(LineParser):
         if match is None:
             raise ParseError("no_match", "not a squid access log line")
         stamp, elapsed, client, result, status, size, method, url, user, hierarchy, peer, mime, _extra = match.groups()
-        event = base_event(self._time(stamp), "squid.access", PROXY, line)
+        whole, _, fraction = stamp.partition(".")  # both digits: the pattern says so
+        memo = self._seconds
+        seconds = memo.get(whole)
+        if seconds is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            seconds = memo[whole] = epoch_seconds(whole)
         code = int(status)
-        event["event"].update(
-            category=["network", "web"],
-            type=["access", "denied" if "DENIED" in result else "allowed"],
-            action=result,
-            outcome="failure" if code >= 400 or "DENIED" in result else "success",
-            duration=int(elapsed) * 1_000_000,
-        )
-        event["source"] = endpoint(client)
-        http: dict[str, Any] = {"request": {"method": method}, "response": {"bytes": int(size)}}
-        if code:
-            http["response"]["status_code"] = code
+        denied = "DENIED" in result
+        source = ENDPOINTS.get(client)
+        response: dict[str, Any] = {"bytes": int(size), "status_code": code} if code else {"bytes": int(size)}
         if mime != "-":
-            http["response"]["mime_type"] = mime
-        event["http"] = http
-        url_doc: dict[str, Any] = {"original": url}
+            response["mime_type"] = mime
+        event: Event = {
+            "@timestamp": f"{seconds[:-7]}{(fraction + '000000')[:6]}Z",
+            "message": line,
+            "event": {
+                "kind": "event",
+                "module": "squid",
+                "dataset": "squid.access",
+                "category": ["network", "web"],
+                "type": ["access", "denied" if denied else "allowed"],
+                "action": result,
+                "outcome": "failure" if code >= 400 or denied else "success",
+                "duration": int(elapsed) * 1_000_000,
+            },
+            "soc": {"logsource": {"product": "squid", "category": "proxy", "service": None}},
+            "source": endpoint(client) if source is None else source.copy(),
+            "http": {"request": {"method": method}, "response": response},
+        }
         if method == "CONNECT":
             domain, _, port = url.rpartition(":")
-            if port.isdigit():
-                url_doc.update(domain=domain, port=int(port))
-            else:
-                url_doc["domain"] = url
+            url_doc: dict[str, Any] = (
+                {"original": url, "domain": domain, "port": int(port)} if port.isdigit() else
+                {"original": url, "domain": url}
+            )  # fmt: skip
         elif "://" in url:
             scheme, _, rest = url.partition("://")
             host, _, path = rest.partition("/")
-            url_doc.update(scheme=scheme, domain=host.rsplit("@", 1)[-1].split(":")[0], path="/" + path.split("?")[0])
+            if "@" in host or ":" in host:
+                host = host.rsplit("@", 1)[-1].split(":")[0]
+            url_doc = {"original": url, "scheme": scheme, "domain": host, "path": "/" + path.split("?")[0]}
+        else:
+            url_doc = {"original": url}
         event["url"] = url_doc
         if user != "-":
             event["user"] = {"name": user}
         if peer != "-":
-            event["destination"] = endpoint(peer)
+            destination = ENDPOINTS.get(peer)
+            event["destination"] = endpoint(peer) if destination is None else destination.copy()
         event["squid"] = {"hierarchy_code": hierarchy, "result_code": result}
         return event

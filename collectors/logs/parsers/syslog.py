@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 from collectors.logs.base import ParseError
 from collectors.logs.parsers.base import (
+    MEMO_SIZE,
     MONTHS,
     IsoParser,
     LineParser,
-    cached,
     iso,
     register,
     syslog_year,
@@ -30,6 +30,7 @@ _ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 _BSD = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
 # <PRI>? STAMP HOST TAG[PID]: MSG   (the tag may be cut short of its colon by some senders)
 _RFC3164 = re.compile(rf"(?:<(\d{{1,3}})>)?({_BSD}|{_ISO}) (?:(\S+) )?([^\s\[\]:]+)(?:\[([^\]]*)\])?: ?(.*)", re.S)
+_BSD_REST = re.compile(r"(?:(\S+) )?([^\s\[\]:]+)(?:\[([^\]]*)\])?: ?(.*)", re.S)  # _RFC3164 after the stamp
 _RFC5424 = re.compile(r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?", re.S)
 _SD_ELEMENT = re.compile(r"\[([^\s\]]+)((?:\s+[^=\s\]]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]")
 _SD_PARAM = re.compile(r"([^=\s\]]+)=\"((?:[^\"\\]|\\.)*)\"")
@@ -96,14 +97,53 @@ class SyslogParser(LineParser):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         year, tz = options.get("year"), tz_offset(options.get("timezone") or "Z")
-        self._bsd = cached(lambda text: _bsd_time(text, year, tz))
-        self._iso = IsoParser()
+        self._year, self._tz = year, tz
+        self._bsd_memo: dict[str, str] = {}  # whole-second BSD stamps (``Nov 25 07:43:26``), each checked by _RFC3164
+        self._iso = IsoParser().__call__  # the bound method: a cheaper call
 
     def sniff(self, line: str) -> bool:
         return (_RFC5424.match(line) or _RFC3164.match(line)) is not None
 
+    def _bsd(self, text: str) -> str:
+        memo = self._bsd_memo
+        hit = memo.get(text)
+        if hit is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            hit = memo[text] = _bsd_time(text, self._year, self._tz)
+        return hit
+
     def parse(self, line: str) -> Event:
         line = line.rstrip("\r\n")
+        # fast path, the /var/log form: a BSD stamp seen before (so checked), a space, then host, tag, message
+        timestamp = self._bsd_memo.get(line[:15])
+        if timestamp is None or line[15:16] != " " or (match := _BSD_REST.match(line, 16)) is None:
+            return self._parse(line)
+        host, app, procid, message = match.groups()
+        process: dict[str, Any] = {"name": app}
+        if procid:
+            syslog: dict[str, Any] = {"hostname": host, "appname": app, "procid": procid} if host else {
+                "appname": app, "procid": procid}  # fmt: skip
+            if procid.isdigit():
+                process["pid"] = int(procid)
+        else:
+            syslog = {"hostname": host, "appname": app} if host else {"appname": app}
+        event: Event = {
+            "@timestamp": timestamp,
+            "message": message,
+            "event": {"kind": "event", "module": "system", "dataset": "system.syslog"},
+            "soc": {"logsource": {"product": "linux", "category": None, "service": "syslog"}},
+            "log": {"syslog": syslog},
+        }
+        if host:
+            event["host"] = {"name": host}
+        event["process"] = process
+        handler = HANDLERS.get(app)
+        if handler is not None:
+            handler.handle(event, message)
+        return event
+
+    def _parse(self, line: str) -> Event:
         match = _RFC5424.match(line) if line[:1] == "<" else None
         if match is not None:
             pri_text, stamp, host, app, procid, msgid, sd, message = match.groups()

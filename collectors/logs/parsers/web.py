@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from collectors.logs.base import ParseError, SkipLine, logsource
 from collectors.logs.parsers.base import (
+    ENDPOINTS,
+    MEMO_SIZE,
     MONTHS,
     IsoParser,
     LineParser,
@@ -31,10 +33,6 @@ _ACCESS_QUOTES = re.compile(
 )
 
 
-def _unescape(text: str) -> str:
-    return text.replace('\\"', '"') if "\\" in text else text
-
-
 def _clf_time(text: str) -> str:
     """``25/Nov/2026:07:43:26 +0100`` (common log format)."""
     try:
@@ -47,13 +45,11 @@ def _clf_time(text: str) -> str:
         raise ParseError("bad_timestamp", f"bad timestamp {text!r}") from None
 
 
-def http_request_fields(event: Event, request: str) -> None:
-    """``GET /a?b HTTP/1.1`` into ``http.request.method``, ``url.*``, ``http.version``; junk requests (a TLS
-    hello sent to a plain port) are kept in ``http.request.body``-free form: only ``url.original`` is absent."""
+def _request_parts(request: str) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """What :func:`http_request_fields` writes for ``request``: the method, ``url.*`` and ``http.version`` (None:
+    not written)."""
     parts = request.split(" ")
-    http: dict[str, Any] = event.setdefault("http", {})
     if len(parts) >= 2 and parts[0].isalpha() and parts[0].isupper():
-        http["request"] = {"method": parts[0]}
         target = " ".join(parts[1:-1]) if len(parts) > 2 and parts[-1].startswith("HTTP/") else " ".join(parts[1:])
         url: dict[str, Any] = {"original": target}
         path, sep, query = target.partition("?")
@@ -63,9 +59,33 @@ def http_request_fields(event: Event, request: str) -> None:
         name = path.rpartition("/")[2]
         if "." in name:
             url["extension"] = name.rpartition(".")[2].lower()
-        event["url"] = url
-        if parts[-1].startswith("HTTP/"):
-            http["version"] = parts[-1][5:]
+        return parts[0], url, parts[-1][5:] if parts[-1].startswith("HTTP/") else None
+    return None, None, None
+
+
+_REQUESTS: dict[str, tuple[str | None, dict[str, Any] | None, str | None]] = {}
+
+
+def request_parts(request: str) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """:func:`_request_parts`, memoized (logs repeat their requests). The ``url`` dict is shared: copy it."""
+    known = _REQUESTS.get(request)
+    if known is None:
+        if len(_REQUESTS) >= MEMO_SIZE:
+            _REQUESTS.clear()
+        known = _REQUESTS[request] = _request_parts(request)
+    return known
+
+
+def http_request_fields(event: Event, request: str) -> None:
+    """``GET /a?b HTTP/1.1`` into ``http.request.method``, ``url.*``, ``http.version``; junk requests (a TLS
+    hello sent to a plain port) are kept in ``http.request.body``-free form: only ``url.original`` is absent."""
+    http: dict[str, Any] = event.setdefault("http", {})
+    method, url, version = request_parts(request)
+    if method is not None:
+        http["request"] = {"method": method}
+        event["url"] = url.copy()  # type: ignore[union-attr]
+        if version is not None:
+            http["version"] = version
 
 
 class AccessLogParser(LineParser):
@@ -79,7 +99,7 @@ class AccessLogParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._time = cached(_clf_time)
+        self._stamps: dict[str, str] = {}  # memo of _clf_time
         self._logsource = logsource(self.product, "webserver", None)
         self._dataset = f"{self.module}.access"
 
@@ -89,35 +109,52 @@ class AccessLogParser(LineParser):
     def parse(self, line: str) -> Event:
         line = line.rstrip("\r\n")
         match = _ACCESS.match(line)
-        if match is None or (match.end() < len(line) and line[match.end()] != " "):  # a quote inside a field
+        if match is None or ((end := match.end()) < len(line) and line[end] != " "):  # a quote inside a field
             match = _ACCESS_QUOTES.match(line)
         if match is None:
             raise ParseError("no_match", "not a combined/common access log line")
         client, _ident, user, stamp, request, status, size, referrer, agent = match.groups()
-        # one literal instead of helper calls: this is the hottest parser, so every call saved shows
+        # literals and memos instead of helper calls: this is the hottest parser, so every call saved shows
+        stamps = self._stamps
+        timestamp = stamps.get(stamp)
+        if timestamp is None:
+            if len(stamps) >= MEMO_SIZE:
+                stamps.clear()
+            timestamp = stamps[stamp] = _clf_time(stamp)
+        source = ENDPOINTS.get(client)
         response: dict[str, Any] = {}
+        http: dict[str, Any] = {"response": response}
+        ev = {"kind": "event", "module": self.module, "dataset": self._dataset, "category": ["web"], "type": ["access"]}
         event: Event = {
-            "@timestamp": self._time(stamp),
+            "@timestamp": timestamp,
             "message": line,
-            "event": {"kind": "event", "module": self.module, "dataset": self._dataset, "category": ["web"],
-                      "type": ["access"]},
-            "soc": {"logsource": dict(self._logsource)},
-            "source": endpoint(client),
-            "http": {"response": response},
-        }  # fmt: skip
+            "event": ev,
+            "soc": {"logsource": {"product": self.product, "category": "webserver", "service": None}},
+            "source": endpoint(client) if source is None else source.copy(),
+            "http": http,
+        }
         if status != "-":
             code = int(status)
             response["status_code"] = code
-            event["event"]["outcome"] = "success" if code < 400 else "failure"
+            ev["outcome"] = "success" if code < 400 else "failure"
         if size != "-":
             response["body"] = {"bytes": int(size)}
         if user != "-":
             event["user"] = {"name": user}
-        http_request_fields(event, _unescape(request))
+        if "\\" in request:
+            request = request.replace('\\"', '"')
+        method, url, version = _REQUESTS.get(request) or request_parts(request)
+        if method is not None:
+            http["request"] = {"method": method}
+            event["url"] = url.copy()  # type: ignore[union-attr]
+            if version is not None:
+                http["version"] = version
         if referrer is not None and referrer != "-":
-            event["http"].setdefault("request", {})["referrer"] = _unescape(referrer)
+            if (fields := http.get("request")) is None:
+                fields = http["request"] = {}
+            fields["referrer"] = referrer.replace('\\"', '"') if "\\" in referrer else referrer
         if agent is not None and agent != "-":
-            event["user_agent"] = {"original": _unescape(agent)}
+            event["user_agent"] = {"original": agent.replace('\\"', '"') if "\\" in agent else agent}
         return event
 
 
@@ -280,7 +317,7 @@ class IisParser(LineParser):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.fields: tuple[str, ...] = self.DEFAULT_FIELDS
-        self._time = IsoParser()  # W3C dates are UTC
+        self._time = IsoParser().__call__  # W3C dates are UTC (the bound method: a cheaper call)
         self._logsource = logsource("windows", "webserver", "iis")
 
     def sniff(self, line: str) -> bool:
