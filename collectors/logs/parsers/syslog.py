@@ -60,6 +60,17 @@ def structured_data(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
+
+def _syslog_event(timestamp: str, message: str, syslog: dict[str, Any]) -> Event:
+    """The ECS skeleton both syslog formats fill (a literal: it is built once per line)."""
+    return {
+        "@timestamp": timestamp,
+        "message": message,
+        "event": {"kind": "event", "module": "system", "dataset": "system.syslog"},
+        "soc": {"logsource": {"product": "linux", "category": None, "service": "syslog"}},
+        "log": {"syslog": syslog},
+    }
+
 class ProgramHandler(ABC):
     """Fields for the messages of one program family; ``programs`` are the syslog tags it is called for."""
 
@@ -128,13 +139,7 @@ class SyslogParser(LineParser):
                 process["pid"] = int(procid)
         else:
             syslog = {"hostname": host, "appname": app} if host else {"appname": app}
-        event: Event = {
-            "@timestamp": timestamp,
-            "message": message,
-            "event": {"kind": "event", "module": "system", "dataset": "system.syslog"},
-            "soc": {"logsource": {"product": "linux", "category": None, "service": "syslog"}},
-            "log": {"syslog": syslog},
-        }
+        event = _syslog_event(timestamp, message, syslog)
         if host:
             event["host"] = {"name": host}
         event["process"] = process
@@ -168,13 +173,7 @@ class SyslogParser(LineParser):
             if pri > 191:
                 raise ParseError("bad_priority", f"priority {pri} out of range")
             syslog.update(priority=pri, facility={"code": pri >> 3}, severity={"code": pri & 7})
-        event: Event = {
-            "@timestamp": timestamp,
-            "message": message,
-            "event": {"kind": "event", "module": "system", "dataset": "system.syslog"},
-            "soc": {"logsource": {"product": "linux", "category": None, "service": "syslog"}},
-            "log": {"syslog": syslog},
-        }
+        event = _syslog_event(timestamp, message, syslog)
         if host:
             syslog["hostname"] = host
             event["host"] = {"name": host}
