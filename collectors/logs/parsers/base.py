@@ -82,16 +82,22 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def cached(fn: Callable[[str], str], size: int = 4096) -> Callable[[str], str]:
-    """Memoize a timestamp converter with a bounded dict (cleared when full: cheap and bounded)."""
-    memo: dict[str, str] = {}
+K = TypeVar("K")
+V = TypeVar("V")
+_MISS: Any = object()
 
-    def wrapper(text: str) -> str:
-        hit = memo.get(text)
-        if hit is None:
+
+def cached(fn: Callable[[K], V], size: int = MEMO_SIZE) -> Callable[[K], V]:
+    """Memoize a one-argument function with a bounded dict (cleared when full: cheap and bounded). None is a
+    result like any other: it is remembered too."""
+    memo: dict[K, V] = {}
+
+    def wrapper(key: K) -> V:
+        hit = memo.get(key, _MISS)
+        if hit is _MISS:
             if len(memo) >= size:
                 memo.clear()
-            hit = memo[text] = fn(text)
+            hit = memo[key] = fn(key)
         return hit
 
     return wrapper
@@ -175,7 +181,7 @@ class EpochParser:
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             seconds = memo[whole] = epoch_seconds(whole)
-        return f"{seconds[:-7]}{(fraction + '000000')[:6]}Z" if fraction else seconds
+        return with_fraction(seconds, fraction)
 
 
 def epoch_to_iso(seconds: float) -> str:
@@ -203,18 +209,9 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-_IS_IP: dict[str, bool] = {}
-
-
-def is_ip(text: str) -> bool:
-    """Whether ``text`` is an IPv4 or IPv6 address (an ``ip`` field given a host name makes Elasticsearch refuse
-    the whole document, so every parser checks before writing ``*.ip``). Memoized: logs repeat their addresses."""
-    known = _IS_IP.get(text)
-    if known is None:
-        if len(_IS_IP) >= MEMO_SIZE:
-            _IS_IP.clear()
-        known = _IS_IP[text] = _is_ip(text)
-    return known
+# Whether a text is an IPv4 or IPv6 address (an ``ip`` field given a host name makes Elasticsearch refuse the whole
+# document, so every parser checks before writing ``*.ip``). Memoized: logs repeat their addresses.
+is_ip = cached(_is_ip)
 
 
 ENDPOINTS: dict[str, dict[str, Any]] = {}  # endpoint() memo by address (no port): copy what it holds

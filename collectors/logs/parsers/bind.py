@@ -77,7 +77,9 @@ class NamedHandler(ProgramHandler):
         query_fields(event, message)
 
 
-def _file_time(day: str, month: str, year: str, h: str, m: str, s: str) -> str:
+def _file_time(joined: str) -> str:
+    """``day|month|year|h|m|s`` (the parts of a file-log stamp) to our form."""
+    day, month, year, h, m, s = joined.split("|")
     return iso(datetime(int(year), MONTHS[month], int(day), int(h), int(m), int(s), tzinfo=UTC))
 
 
@@ -91,7 +93,7 @@ class BindQueryParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._time = cached(lambda text: _file_time(*text.split("|")))
+        self._time = cached(_file_time)
         self._seconds: dict[str, str] = {}  # ``25-Nov-2026 07:43:26`` (checked by _FILE) to our form
 
     def sniff(self, line: str) -> bool:
@@ -107,7 +109,7 @@ class BindQueryParser(LineParser):
             if after == " ":
                 return _query_event(seconds, line[21:])
             if after == "." and (space := line.find(" ", 21)) > 21 and (fraction := line[21:space]).isdecimal():
-                return _query_event(f"{seconds[:-7]}{(fraction + '000000')[:6]}Z", line[space + 1 :])
+                return _query_event(with_fraction(seconds, fraction), line[space + 1 :])
         match = _FILE.match(line)
         if match is None:
             raise ParseError("no_match", "not a BIND log line")

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from collectors.logs.base import ParseError, logsource
-from collectors.logs.parsers.base import MEMO_SIZE, register
+from collectors.logs.parsers.base import cached, register
 from collectors.logs.parsers.syslog import ProgramHandler, SyslogParser, register_handler
 from soc.model import Event
 
@@ -26,7 +26,7 @@ def _action(prefix: str) -> str | None:
     return None
 
 
-_PREFIX_ACTIONS: dict[str, str | None] = {}  # memo of _action: a firewall logs few prefixes
+_prefix_action = cached(_action)  # a firewall logs few prefixes
 _MOVED = ("SRC", "DST", "SPT", "DPT")  # to source/destination, not kept under iptables
 
 
@@ -55,11 +55,7 @@ def netfilter_fields(event: Event, message: str) -> bool:
     ev["category"] = ["network"]
     ev["type"] = ["connection"]
     prefix = prefix.rstrip(": ").strip()
-    action = _PREFIX_ACTIONS.get(prefix, "")
-    if action == "":
-        if len(_PREFIX_ACTIONS) >= MEMO_SIZE:
-            _PREFIX_ACTIONS.clear()
-        action = _PREFIX_ACTIONS[prefix] = _action(prefix)
+    action = _prefix_action(prefix)
     if action:
         ev["action"] = action
         ev["type"] = ["connection", "denied" if action == "denied" else "allowed"]

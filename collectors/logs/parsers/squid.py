@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from collectors.logs.base import ParseError, logsource
-from collectors.logs.parsers.base import ENDPOINTS, MEMO_SIZE, LineParser, endpoint, epoch_seconds, register
+from collectors.logs.parsers.base import ENDPOINTS, EpochParser, LineParser, endpoint, register
 from soc.model import Event
 
 PROXY = logsource("squid", "proxy", None)
@@ -26,7 +26,7 @@ class SquidParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._seconds: dict[str, str] = {}  # memo of epoch_seconds
+        self._time = EpochParser()
 
     def sniff(self, line: str) -> bool:
         return _LINE.match(line) is not None
@@ -37,13 +37,6 @@ class SquidParser(LineParser):
         if match is None:
             raise ParseError("no_match", "not a squid access log line")
         stamp, elapsed, client, result, status, size, method, url, user, hierarchy, peer, mime, _extra = match.groups()
-        whole, _, fraction = stamp.partition(".")  # both digits: the pattern says so
-        memo = self._seconds
-        seconds = memo.get(whole)
-        if seconds is None:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            seconds = memo[whole] = epoch_seconds(whole)
         code = int(status)
         denied = "DENIED" in result
         source = ENDPOINTS.get(client)
@@ -51,7 +44,7 @@ class SquidParser(LineParser):
         if mime != "-":
             response["mime_type"] = mime
         event: Event = {
-            "@timestamp": f"{seconds[:-7]}{(fraction + '000000')[:6]}Z",
+            "@timestamp": self._time(stamp),
             "message": line,
             "event": {
                 "kind": "event",

@@ -5,6 +5,7 @@ IIS W3C extended logs (header-driven).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -63,17 +64,8 @@ def _request_parts(request: str) -> tuple[str | None, dict[str, Any] | None, str
     return None, None, None
 
 
-_REQUESTS: dict[str, tuple[str | None, dict[str, Any] | None, str | None]] = {}
-
-
-def request_parts(request: str) -> tuple[str | None, dict[str, Any] | None, str | None]:
-    """:func:`_request_parts`, memoized (logs repeat their requests). The ``url`` dict is shared: copy it."""
-    known = _REQUESTS.get(request)
-    if known is None:
-        if len(_REQUESTS) >= MEMO_SIZE:
-            _REQUESTS.clear()
-        known = _REQUESTS[request] = _request_parts(request)
-    return known
+# :func:`_request_parts`, memoized (logs repeat their requests). The ``url`` dict it returns is shared: copy it.
+request_parts = cached(_request_parts)
 
 
 def http_request_fields(event: Event, request: str) -> None:
@@ -87,6 +79,16 @@ def http_request_fields(event: Event, request: str) -> None:
         if version is not None:
             http["version"] = version
 
+
+
+def local_time_reader(timezone: str) -> Callable[[str], str]:
+    """Error logs write local time without a zone: ``2026-11-25 07:43:26`` read in ``timezone`` (memoized)."""
+    offset = tz_offset(timezone)
+
+    def to_utc(text: str) -> str:
+        return iso(datetime.fromisoformat(text).replace(tzinfo=UTC) - offset)
+
+    return cached(to_utc)
 
 class AccessLogParser(LineParser):
     """NCSA combined/common access log, as nginx and Apache (and Tomcat) write by default."""
@@ -143,7 +145,7 @@ class AccessLogParser(LineParser):
             event["user"] = {"name": user}
         if "\\" in request:
             request = request.replace('\\"', '"')
-        method, url, version = _REQUESTS.get(request) or request_parts(request)
+        method, url, version = request_parts(request)
         if method is not None:
             http["request"] = {"method": method}
             event["url"] = url.copy()  # type: ignore[union-attr]
@@ -194,8 +196,7 @@ class NginxErrorParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        offset = tz_offset(options.get("timezone") or "Z")
-        self._time = cached(lambda text: iso(datetime.fromisoformat(text).replace(tzinfo=UTC) - offset))
+        self._time = local_time_reader(options.get("timezone") or "Z")
         self._logsource = logsource("nginx", "webserver", None)
 
     def sniff(self, line: str) -> bool:
@@ -244,8 +245,7 @@ class ApacheErrorParser(LineParser):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        offset = tz_offset(options.get("timezone") or "Z")
-        self._time = cached(lambda text: iso(datetime.fromisoformat(text).replace(tzinfo=UTC) - offset))
+        self._time = local_time_reader(options.get("timezone") or "Z")
         self._logsource = logsource("apache", "webserver", None)
 
     def sniff(self, line: str) -> bool:
