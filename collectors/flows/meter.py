@@ -367,25 +367,23 @@ def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: 
     return m
 
 
+@njit(cache=True, inline="always")
+def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The columns ``order`` of ``source``, row by row: each source row is read, each target row written in turn."""
+    out = np.empty((source.shape[0], order.shape[0]), source.dtype)
+    for c in range(source.shape[0]):
+        for j in range(order.shape[0]):
+            out[c, j] = source[c, order[j]]
+    return out
+
+
 @njit(cache=True)
 def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
                     m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
     by_seq = np.argsort(out_i[I_SEQ, :m])
     order = by_seq[np.argsort(out_i[I_FIRST, :m][by_seq], kind="mergesort")]  # stable: ties keep creation order
-    keys = np.empty((out_keys.shape[0], m), np.int64)
-    ints = np.empty((out_i.shape[0], m), np.int64)
-    floats = np.empty((out_f.shape[0], m), np.float64)
-    for c in range(keys.shape[0]):  # row by row: each source row is gathered from, each target row written in turn
-        for j in range(m):
-            keys[c, j] = out_keys[c, order[j]]
-    for c in range(ints.shape[0]):
-        for j in range(m):
-            ints[c, j] = out_i[c, order[j]]
-    for c in range(floats.shape[0]):
-        for j in range(m):
-            floats[c, j] = out_f[c, order[j]]
-    return keys, ints, floats
+    return _gather(out_keys, order), _gather(out_i, order), _gather(out_f, order)
 
 
 def _words(addresses: np.ndarray) -> np.ndarray:
