@@ -12,10 +12,10 @@ a FlowBatch with the features of ``features.py``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from collectors.flows.features import DIRECTIONS, FEATURE_NAMES, FIRST_PACKETS, TCP_FLAGS
 from collectors.flows.reference import DEFAULT_MAX_FLOWS
+from soc.kernels import kernel
 from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch
 
 _NS = 1_000_000_000
@@ -73,7 +73,7 @@ C_NOT_IN_FLOWS = 4
 N_COUNTERS = 5
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _hash(k0: np.int64, k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> np.int64:
     h = k0 * _M1 + k1
     h = h * _M2 + k2
@@ -84,7 +84,7 @@ def _hash(k0: np.int64, k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) 
     return h ^ ((h >> 32) & np.int64(0xFFFFFFFF))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _find(keys: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.int64,
           k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> tuple[int, int]:
     """(row, table position) of the key, or (-1, the empty position where it would go)."""
@@ -100,7 +100,7 @@ def _find(keys: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.in
         pos = (pos + 1) & mask
 
 
-@njit(cache=True)
+@kernel()
 def _table_remove(table: np.ndarray, mask: int, row: int, h: np.int64) -> None:
     """Remove ``row`` from the table; later entries of its probe run shift back so lookups stay correct."""
     i = h & mask
@@ -119,13 +119,13 @@ def _table_remove(table: np.ndarray, mask: int, row: int, h: np.int64) -> None:
     table[i, 0] = 0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _std(m2: float, count: int) -> float:
     """Sample standard deviation from Welford's M2; 0 for fewer than two values."""
     return np.sqrt(m2 / np.float64(count - 1)) if count > 1 else 0.0
 
 
-@njit(cache=True)
+@kernel()
 def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
@@ -152,7 +152,7 @@ def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fsta
     return m + 1
 
 
-@njit(cache=True)
+@kernel()
 def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
                  table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                  counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
@@ -168,7 +168,7 @@ def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, f
     return m
 
 
-@njit(cache=True)
+@kernel()
 def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
@@ -191,7 +191,7 @@ def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fst
     return m
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _on_init(row: int, ts: int, vlan: int, version: int, proto: int, init_a: int, h: np.int64,
              istate: np.ndarray, fstate: np.ndarray, counters: np.ndarray) -> None:
     istate[row, :] = 0
@@ -210,7 +210,7 @@ def _on_init(row: int, ts: int, vlan: int, version: int, proto: int, init_a: int
     counters[C_SEQ] += 1
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, size_col: int, mean_col: int,
          value: int) -> None:
     """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it."""
@@ -230,7 +230,7 @@ def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, s
     fstate[row, mean_col + 3 + d] += delta * (x - mean)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _on_update(row: int, ts: int, d: int, length: int, payload: int, flags: int, window: int,
                istate: np.ndarray, fstate: np.ndarray) -> None:
     total = istate[row, I_PACKETS + 2]
@@ -261,7 +261,12 @@ def _on_update(row: int, ts: int, d: int, length: int, payload: int, flags: int,
         istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
 
 
-@njit(cache=True)
+@kernel(
+    "i8(ro(u1[::1]), ro(i8[::1]), ro(u2[::1]), ro(u1[::1]), ro(u1[::1]), ro(i8[:, ::1]), ro(i8[:, ::1]),"  # packets
+    " ro(u2[::1]), ro(u2[::1]), ro(u4[::1]), ro(i4[::1]), ro(u1[::1]), ro(u2[::1]), ro(i8[::1]),"
+    " i8[:, ::1], i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1], i8, i8,"  # state, timeouts
+    " i8[:, ::1], i8[:, ::1], f8[:, ::1])"  # output
+)
 def meter_batch(
     status: np.ndarray, ts_ns: np.ndarray, vlan: np.ndarray, ip_version: np.ndarray, protocol: np.ndarray,
     src_words: np.ndarray, dst_words: np.ndarray, src_port: np.ndarray, dst_port: np.ndarray, wirelen: np.ndarray,
@@ -355,7 +360,10 @@ def meter_batch(
     return m
 
 
-@njit(cache=True)
+@kernel(
+    "i8(i8[:, ::1], i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1],"  # state
+    " i8[:, ::1], i8[:, ::1], f8[:, ::1])"  # output
+)
 def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
                free: np.ndarray, active: np.ndarray, counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray,
                out_f: np.ndarray) -> int:
@@ -367,7 +375,7 @@ def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: 
     return m
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The columns ``order`` of ``source``, row by row: each source row is read, each target row written in turn."""
     out = np.empty((source.shape[0], order.shape[0]), source.dtype)
@@ -377,7 +385,7 @@ def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@kernel("Tuple((i8[:, ::1], i8[:, ::1], f8[:, ::1]))(ro(i8[:, ::1]), ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
 def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
                     m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from soc.kernels import kernel
 from soc.model import DecodeStatus, IpFlag
 
 LINKTYPE_NULL = 0
@@ -44,17 +44,17 @@ _FRAGMENT = np.uint8(IpFlag.FRAGMENT)
 _FIRST_FRAGMENT = np.uint8(IpFlag.FIRST_FRAGMENT)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _be16(buf: np.ndarray, pos: int) -> int:
     return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _be32(buf: np.ndarray, pos: int) -> int:
     return (_be16(buf, pos) << 16) | _be16(buf, pos + 2)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[int, int, int, int]:
     """Returns (status, ethertype, network-layer offset, outer VLAN id)."""
     vlan = 0
@@ -183,7 +183,7 @@ def allocate_frames(capacity: int) -> Frames:
     )
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def _transport(
     buf: np.ndarray, i: int, pos: int, l4_end: int, captured_end: int, protocol: int, src_port: np.ndarray,
     dst_port: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
@@ -228,7 +228,12 @@ def _transport(
     return _OK
 
 
-@njit(cache=True)
+@kernel(
+    "none(buffer, ro(i8[::1]), ro(u4[::1]), ro(u2[::1]),"  # frame offset, captured length, link type
+    " u1[::1], u2[::1], u2[::1], i8[::1], u1[::1], u1[:, ::1], u1[:, ::1], u1[::1],"  # status .. protocol
+    " u2[::1], u2[::1], u1[::1], u2[::1], i8[::1], u1[::1], i8[::1], i4[::1],"  # ports .. payload length
+    " i8[::1], i8)"  # status counts, rows
+)
 def decode_frames(
     buf: np.ndarray,
     data_offset: np.ndarray,

@@ -8,7 +8,8 @@ returns where it stopped and why, so the reader can report the byte offset and k
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from soc.kernels import kernel
 
 # Why an indexer stopped.
 STOP_END = 0  # clean end of file
@@ -39,14 +40,14 @@ PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def read_u16(buf: np.ndarray, pos: int, swapped: bool) -> int:
     if swapped:
         return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
     return np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline=True)
 def read_u32(buf: np.ndarray, pos: int, swapped: bool) -> int:
     if swapped:
         return (
@@ -63,7 +64,7 @@ def read_u32(buf: np.ndarray, pos: int, swapped: bool) -> int:
     )
 
 
-@njit(cache=True)
+@kernel("UniTuple(i8, 3)(buffer, i8, b1, i8, i8, i8[::1], u4[::1], u4[::1], i8[::1], u2[::1])")
 def index_pcap(
     buf: np.ndarray,
     pos: int,
@@ -104,7 +105,7 @@ def index_pcap(
         pos += 16 + included
 
 
-@njit(cache=True)
+@kernel()
 def _ticks_to_ns(ticks: int, binary: int, exponent: int) -> int:
     if binary:
         whole = ticks >> exponent
@@ -115,7 +116,7 @@ def _ticks_to_ns(ticks: int, binary: int, exponent: int) -> int:
     return ticks // 10 ** (exponent - 9)
 
 
-@njit(cache=True)
+@kernel()
 def _read_interface(buf: np.ndarray, body: int, end: int, swapped: bool, state: np.ndarray, ifaces: np.ndarray) -> int:
     """Record one Interface Description Block; returns a STOP_* code (STOP_END means fine)."""
     count = state[1]
@@ -146,7 +147,7 @@ def _read_interface(buf: np.ndarray, body: int, end: int, swapped: bool, state: 
     return STOP_END
 
 
-@njit(cache=True)
+@kernel("UniTuple(i8, 3)(buffer, i8, i8[::1], i8[:, ::1], i8[::1], u4[::1], u4[::1], i8[::1], u2[::1])")
 def index_pcapng(
     buf: np.ndarray,
     pos: int,

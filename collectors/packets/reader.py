@@ -86,7 +86,7 @@ class CaptureReader:
         if self.size < 24:
             raise CaptureError("pcap global header cut short", path=str(self.path), offset=0)
         # the link type's upper bits may hold FCS information (pcap spec); the type is the low 16 bits
-        linktype = formats.read_u32(buf, 20, swapped) & 0xFFFF
+        linktype = int.from_bytes(bytes(buf[20:24]), "big" if swapped else "little") & 0xFFFF
         frac_to_ns = 1 if nanoseconds else 1000
         pos = 24
         while True:

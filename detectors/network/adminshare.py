@@ -9,7 +9,6 @@ The window is in ``detectors.admin_share`` of soc.yaml.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from pydantic import Field
 
@@ -26,6 +25,7 @@ from detectors.network.windows import (
     ip_words,
     sample_flows,
 )
+from soc.kernels import kernel
 from soc.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
 
 RULE = Rule(
@@ -51,7 +51,7 @@ class AdminShareSettings(WindowSettings):
     window_seconds: float = Field(300.0, gt=0)
 
 
-@numba.njit(cache=True)
+@kernel("b1[::1](buffer, ro(i8[::1]), ro(i8[::1]), ro(u1[::1]))")
 def _contains(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """For each payload (offset, length) in ``buffer``: does it contain ``pattern``?"""
     found = np.zeros(offsets.shape[0], dtype=np.bool_)
