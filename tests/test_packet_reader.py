@@ -115,6 +115,41 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     assert "nope.pcap" in str(caught.value)
 
 
+def _pcapng_with_resolution(resolution: int, ticks: int) -> bytes:
+    """One section, one Ethernet interface with ``if_tsresol`` = ``resolution``, one 60-byte packet at ``ticks``."""
+    section = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    options = struct.pack("<HHB3x", 9, 1, resolution) + struct.pack("<HH", 0, 0)
+    interface = struct.pack("<IIHHI", 1, 16 + len(options) + 4, 1, 0, 0) + options
+    interface += struct.pack("<I", len(interface) + 4)
+    packet = struct.pack("<IIIIIII", 6, 28 + 60 + 4, 0, ticks >> 32, ticks & 0xFFFFFFFF, 60, 60) + bytes(60)
+    return section + interface + packet + struct.pack("<I", 28 + 60 + 4)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "ticks", "ts_ns"),
+    [(9, 1_700_000_000_123_456_789, 1_700_000_000_123_456_789),  # nanoseconds
+     (6, 1_700_000_000_123_456, 1_700_000_000_123_456_000),  # microseconds (the default)
+     (0x80 | 20, (5 << 20) | (1 << 19), 5_500_000_000),  # 2^-20 s
+     (18, 7 * 10**18 + 3 * 10**9, 7_000_000_003)],  # attoseconds, the finest decimal resolution we read
+)
+def test_pcapng_timestamp_resolutions(tmp_path: Path, resolution: int, ticks: int, ts_ns: int) -> None:
+    path = tmp_path / "resolution.pcapng"
+    path.write_bytes(_pcapng_with_resolution(resolution, ticks))
+    reader, batches = read_all(path)
+    assert reader.error is None
+    assert [int(t) for b in batches for t in b.ts_ns] == [ts_ns]
+
+
+@pytest.mark.parametrize("resolution", [19, 30, 127, 0x80 | 33, 0xFF])
+def test_pcapng_resolution_beyond_64_bit_arithmetic_is_a_malformed_interface(tmp_path: Path, resolution: int) -> None:
+    path = tmp_path / "resolution.pcapng"
+    path.write_bytes(_pcapng_with_resolution(resolution, 12345))
+    reader, batches = read_all(path)
+    assert sum(len(b) for b in batches) == 0
+    assert reader.error is not None and reader.error.offset == 28  # where the interface block starts
+    assert "malformed pcapng block" in str(reader.error)
+
+
 def test_pcapng_split_across_sections_and_byte_orders(tmp_path: Path) -> None:
     """Two sections in one file (as `cat a.pcapng b.pcapng` makes): the second resets the interfaces."""
     first, second = ATTACKS / "chrissanders__synscan.pcapng", ATTACKS / "chrissanders__arppoison.pcapng"

@@ -136,8 +136,13 @@ def _read_interface(buf: np.ndarray, body: int, end: int, swapped: bool, state: 
             break
         if code == 9 and length >= 1:
             value = np.int64(buf[opt + 4])
-            ifaces[count, 1] = 1 if value & 0x80 else 0
-            ifaces[count, 2] = value & 0x7F
+            binary = 1 if value & 0x80 else 0
+            exponent = value & 0x7F
+            # finer than 2^-32 or 10^-18 s overflows 64-bit arithmetic; no capture tool writes it
+            if exponent > (32 if binary else 18):
+                return STOP_BAD_BLOCK
+            ifaces[count, 1] = binary
+            ifaces[count, 2] = exponent
         elif code == 14 and length >= 8:
             low = read_u32(buf, opt + 4, swapped)
             high = read_u32(buf, opt + 8, swapped)
