@@ -184,48 +184,32 @@ def allocate_frames(capacity: int) -> Frames:
 
 
 @kernel(inline=True)
-def _transport(
-    buf: np.ndarray, i: int, pos: int, l4_end: int, captured_end: int, protocol: int, src_port: np.ndarray,
-    dst_port: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
-    payload_offset: np.ndarray, payload_len: np.ndarray,
-) -> int:
-    """Fills ports/flags/sequence number/payload for packet ``i`` whose transport header starts at ``pos``;
-    returns a status.
+def _transport(buf: np.ndarray, pos: int, l4_end: int, captured_end: int,
+               protocol: int) -> tuple[int, int, int, int, int, int, int, int]:
+    """The transport header at ``pos``: (status, source port, destination port, TCP flags, TCP window, TCP
+    sequence number or -1, payload offset, payload length). Scalars, not array writes: a kernel inlined with array
+    arguments pays a reference count per array and call.
 
     ``l4_end`` is where the datagram ends according to the IP header, ``captured_end`` where the capture ends."""
     if protocol == 6:
         if pos + 20 > captured_end:
-            return _TRUNCATED
-        src_port[i] = _be16(buf, pos)
-        dst_port[i] = _be16(buf, pos + 2)
-        tcp_seq[i] = _be32(buf, pos + 4)
-        header = (buf[pos + 12] >> 4) * 4
-        tcp_flags[i] = buf[pos + 13]
-        tcp_window[i] = _be16(buf, pos + 14)
+            return _TRUNCATED, 0, 0, 0, 0, -1, 0, 0
+        header = (np.int64(buf[pos + 12]) >> 4) * 4
         if header < 20:
-            return _MALFORMED
-        payload_offset[i] = pos + header
-        payload_len[i] = max(0, l4_end - pos - header)
-        return _OK
+            return _MALFORMED, _be16(buf, pos), _be16(buf, pos + 2), np.int64(buf[pos + 13]), _be16(buf, pos + 14), (
+                _be32(buf, pos + 4)), 0, 0
+        return _OK, _be16(buf, pos), _be16(buf, pos + 2), np.int64(buf[pos + 13]), _be16(buf, pos + 14), (
+            _be32(buf, pos + 4)), pos + header, max(0, l4_end - pos - header)
     if protocol == 17:
         if pos + 8 > captured_end:
-            return _TRUNCATED
-        src_port[i] = _be16(buf, pos)
-        dst_port[i] = _be16(buf, pos + 2)
-        payload_offset[i] = pos + 8
-        payload_len[i] = max(0, l4_end - pos - 8)
-        return _OK
+            return _TRUNCATED, 0, 0, 0, 0, -1, 0, 0
+        return _OK, _be16(buf, pos), _be16(buf, pos + 2), 0, 0, -1, pos + 8, max(0, l4_end - pos - 8)
     if protocol == 1 or protocol == 58:
         if pos + 4 > captured_end:
-            return _TRUNCATED
-        src_port[i] = buf[pos]  # type
-        dst_port[i] = buf[pos + 1]  # code
-        payload_offset[i] = pos + 4
-        payload_len[i] = max(0, l4_end - pos - 4)
-        return _OK
-    payload_offset[i] = pos
-    payload_len[i] = max(0, l4_end - pos)
-    return _OK
+            return _TRUNCATED, 0, 0, 0, 0, -1, 0, 0
+        # type and code in the port columns
+        return _OK, np.int64(buf[pos]), np.int64(buf[pos + 1]), 0, 0, -1, pos + 4, max(0, l4_end - pos - 4)
+    return _OK, 0, 0, 0, 0, -1, pos, max(0, l4_end - pos)
 
 
 @kernel(
@@ -293,7 +277,7 @@ def decode_frames(
             for b in range(4):
                 src_ip[i, 12 + b] = buf[pos + 12 + b]
                 dst_ip[i, 12 + b] = buf[pos + 16 + b]
-            proto = buf[pos + 9]
+            proto = np.int64(buf[pos + 9])
             protocol[i] = proto
             fragment = _be16(buf, pos + 6)
             more_fragments = fragment & 0x2000
@@ -308,10 +292,7 @@ def decode_frames(
                 payload_len[i] = max(0, total - header)
                 status[i] = _OK
                 continue
-            status[i] = _transport(
-                buf, i, pos + header, pos + total, end, proto, src_port, dst_port, tcp_flags, tcp_window, tcp_seq,
-                payload_offset, payload_len,
-            )
+            l4, l4_end = pos + header, pos + total
         elif etype == ETHERTYPE_IPV6:
             if pos + 40 > end:
                 status[i] = _TRUNCATED
@@ -363,11 +344,18 @@ def decode_frames(
                 payload_len[i] = max(0, l4_end - cursor)
                 status[i] = _OK
                 continue
-            status[i] = _transport(
-                buf, i, cursor, l4_end, end, next_header, src_port, dst_port, tcp_flags, tcp_window, tcp_seq,
-                payload_offset, payload_len,
-            )
+            l4, proto = cursor, next_header
         else:
             status[i] = _NOT_IP
+            continue
+        code, sport, dport, flags, window, seq, payload_at, payload = _transport(buf, l4, l4_end, end, proto)
+        status[i] = code
+        src_port[i] = sport
+        dst_port[i] = dport
+        tcp_flags[i] = flags
+        tcp_window[i] = window
+        tcp_seq[i] = seq
+        payload_offset[i] = payload_at
+        payload_len[i] = payload
     for i in range(n):
         status_counts[status[i]] += 1
