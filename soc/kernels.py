@@ -13,7 +13,7 @@ syntax, plus ``ro(...)`` for an array the kernel only reads and ``buffer`` for `
 memory-mapped capture) is a contract checked on every call, since a native function given an array of another
 type would read or write out of bounds.
 
-    python -m soc.kernels                          # build every kernel module now (e.g. when making an image)
+    python -m soc.kernels [--force]                # build every kernel module now (e.g. when making an image)
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _load_or_build(module: types.ModuleType) -> tuple[types.ModuleType, dict[str
 
 
 def _build_in_child(module_name: str, directory: Path) -> None:
-    log.info("compiling the kernels of %s for this machine (once; about as long as numba's JIT)", module_name)
+    log.info("compiling the kernels of %s for this machine, once (%s)", module_name, directory)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     done = subprocess.run([sys.executable, "-m", "soc.kernels", module_name, "--output", str(directory)],
                           capture_output=True, text=True, env=environment, timeout=_BUILD_TIMEOUT)
@@ -269,16 +269,25 @@ def build(module_name: str, directory: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
     parser = argparse.ArgumentParser(prog="python -m soc.kernels", description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", default=list(KERNEL_MODULES),
                         help="kernel modules (default: all of them)")
     parser.add_argument("--output", type=Path, default=None, help="cache directory (default: the kernel cache)")
+    parser.add_argument("--force", action="store_true", help="rebuild extensions that are already there")
     args = parser.parse_args(argv)
     directory = args.output or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
     for module_name in args.modules:
         try:
-            print(build(module_name, directory))
+            path = directory / f"{_native_name(importlib.import_module(module_name))}{_SUFFIX}"
+            if path.exists() and not args.force:
+                print(path)
+                continue
+            with console.status(f"compiling the kernels of {module_name}"):
+                print(build(module_name, directory))
         except Exception as exc:  # numba's errors have no common base; say which module failed and stop
             print(f"python -m soc.kernels: cannot build {module_name}: {exc}", file=sys.stderr)
             return 1

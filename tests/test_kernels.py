@@ -163,3 +163,22 @@ def test_the_packet_path_modules_import_without_numba(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.stdout.strip() == "False"
+
+
+def test_build_command_builds_once_and_names_what_it_cannot_build(tmp_path: Path) -> None:
+    (tmp_path / "toy_kernels.py").write_text(TOY.format(scale=3))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    command = [sys.executable, "-m", "soc.kernels", "toy_kernels", "--output", str(tmp_path / "cache")]
+    built = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=True)
+    path = Path(built.stdout.strip())
+    assert path.exists() and path.parent == tmp_path / "cache"
+    stamp = path.stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=True)
+    assert again.stdout.strip() == str(path) and path.stat().st_mtime_ns == stamp
+    result, _ = _run(TOY_CALLER, tmp_path, SOC_KERNEL_CACHE=str(tmp_path / "cache"))
+    assert result["total"] == 30 and path.stat().st_mtime_ns == stamp
+
+    missing = subprocess.run([*command[:3], "toy_kernels_missing"], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert missing.returncode == 1
+    assert "cannot build toy_kernels_missing: No module named 'toy_kernels_missing'" in missing.stderr

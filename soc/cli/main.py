@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -55,7 +56,7 @@ def replay(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Replay capture files through the flow meter and detectors; write alerts to the store."""
-    from soc.pipeline import Replay  # numba compiles on import: only for commands that need it
+    from soc.pipeline import Replay  # the detectors' imports cost time: only for commands that need them
 
     settings, alert_store = open_configured_store(config, store)
     with alert_store, _progress(quiet) as progress:
@@ -235,6 +236,13 @@ sigma_cli.register(app)
 
 
 def main() -> None:
+    # the first replay on a machine compiles the packet kernels (about a minute): say so, and say if it failed
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("soc: %(message)s"))
+    kernels_log = logging.getLogger("soc.kernels")
+    kernels_log.addHandler(handler)
+    kernels_log.setLevel(logging.INFO)
+    kernels_log.propagate = False
     app()
 
 
