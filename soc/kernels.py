@@ -102,11 +102,21 @@ def _kernels(module: types.ModuleType) -> dict[str, Kernel]:
 def _native_name(module: types.ModuleType) -> str:
     """The extension's name: the module's plus a digest of everything the compiled code depends on."""
     digest = hashlib.sha256(Path(cast(str, module.__file__)).read_bytes())
-    # numba freezes global numbers into the code, also the ones imported from other modules
+    # numba freezes the global numbers a kernel names into its code, also ones imported from other modules
+    names = set().union(*(_names(k.func.__code__) for k in _kernels(module).values()))
     constants = sorted((name, repr(value)) for name, value in vars(module).items()
-                       if isinstance(value, (int, float, np.generic)))
+                       if name in names and isinstance(value, (int, float, np.generic)))
     digest.update(repr((constants, _environment())).encode())
     return f"{module.__name__.replace('.', '_')}_{digest.hexdigest()[:16]}"
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global names a function's code (and the code nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
 
 
 @functools.cache
@@ -146,7 +156,7 @@ def _load_or_build(module: types.ModuleType) -> tuple[types.ModuleType, dict[str
             with open(directory / f"{name}.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same extension
                 if not path.exists():
-                    _build_in_child(module.__name__, directory)
+                    _build_in_child(module.__name__, name, directory)
         contracts = json.loads((directory / f"{name}.json").read_text())
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
@@ -159,10 +169,11 @@ def _load_or_build(module: types.ModuleType) -> tuple[types.ModuleType, dict[str
     return extension, contracts
 
 
-def _build_in_child(module_name: str, directory: Path) -> None:
+def _build_in_child(module_name: str, name: str, directory: Path) -> None:
     log.info("compiling the kernels of %s for this machine, once (%s)", module_name, directory)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    done = subprocess.run([sys.executable, "-m", "soc.kernels", module_name, "--output", str(directory)],
+    done = subprocess.run([sys.executable, "-m", "soc.kernels", module_name, "--output", str(directory), "--force",
+                           "--expect", name],
                           capture_output=True, text=True, env=environment, timeout=_BUILD_TIMEOUT)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -236,8 +247,10 @@ def _contract(signature: Any) -> list[Any]:
     return contract
 
 
-def build(module_name: str, directory: Path) -> Path:
-    """Compile the entry points of ``module_name`` into its extension in ``directory``; returns its path."""
+def build(module_name: str, directory: Path, expect: str | None = None) -> Path:
+    """Compile the entry points of ``module_name`` into its extension in ``directory``; returns its path.
+    ``expect``: the extension name the caller computed (a module changed since then is an error, not a build
+    under another name)."""
     import warnings
 
     warnings.filterwarnings("ignore", module="numba.pycc")  # pycc is deprecated, the JIT stays our fallback
@@ -247,6 +260,9 @@ def build(module_name: str, directory: Path) -> Path:
     warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
     module = importlib.import_module(module_name)
     name = _native_name(module)
+    if expect is not None and name != expect:
+        raise ValueError(f"{module_name} is not the module the caller loaded (changed on disk, or constants "
+                         f"changed at run time): {name} instead of {expect}")
     entries = {n: k for n, k in _kernels(module).items() if k.signature}
     if not entries:
         raise ValueError(f"{module_name} declares no kernel with a signature")
@@ -276,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="kernel modules (default: all of them)")
     parser.add_argument("--output", type=Path, default=None, help="cache directory (default: the kernel cache)")
     parser.add_argument("--force", action="store_true", help="rebuild extensions that are already there")
+    parser.add_argument("--expect", help=argparse.SUPPRESS)  # the name the parent process computed
     args = parser.parse_args(argv)
     directory = args.output or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -287,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
                 continue
             with console.status(f"compiling the kernels of {module_name}"):
-                print(build(module_name, directory))
+                print(build(module_name, directory, args.expect))
         except Exception as exc:  # numba's errors have no common base; say which module failed and stop
             print(f"python -m soc.kernels: cannot build {module_name}: {exc}", file=sys.stderr)
             return 1

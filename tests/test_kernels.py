@@ -182,3 +182,14 @@ def test_build_command_builds_once_and_names_what_it_cannot_build(tmp_path: Path
                              timeout=300)
     assert missing.returncode == 1
     assert "cannot build toy_kernels_missing: No module named 'toy_kernels_missing'" in missing.stderr
+
+
+def test_a_constant_changed_at_run_time_is_not_built_under_a_wrong_name(tmp_path: Path) -> None:
+    """The child process that builds sees the module as it is on disk; when the caller changed a constant the
+    kernels freeze, the child refuses, and the caller's own values run through numba's JIT."""
+    (tmp_path / "toy_kernels.py").write_text(TOY.format(scale=3))
+    caller = TOY_CALLER.replace("import toy_kernels\n", "import toy_kernels\ntoy_kernels.SCALE = 5\n")
+    result, stderr = _run(caller, tmp_path, SOC_KERNEL_CACHE=str(tmp_path / "cache"))
+    assert result["total"] == 50 and result["numba imported"] is True
+    assert "is not the module the caller loaded" in stderr
+    assert _extensions(tmp_path / "cache") == []

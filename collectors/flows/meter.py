@@ -71,6 +71,7 @@ C_SEQ = 2  # next flow sequence number
 C_EVICTED = 3
 C_NOT_IN_FLOWS = 4
 N_COUNTERS = 5
+_MIN_TABLE = 1 << 12
 
 
 @kernel(inline=True)
@@ -394,6 +395,23 @@ def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
     return _gather(out_keys, order), _gather(out_i, order), _gather(out_f, order)
 
 
+@kernel("none(ro(i8[:, ::1]), i8[:, ::1])")
+def rehash(old: np.ndarray, new: np.ndarray) -> None:
+    """Move every entry of the table ``old`` into the empty, larger table ``new``."""
+    mask = new.shape[0] - 1
+    for k in range(old.shape[0]):
+        if old[k, 0] != 0:
+            pos = old[k, 1] & mask
+            while new[pos, 0] != 0:
+                pos = (pos + 1) & mask
+            new[pos, 0] = old[k, 0]
+            new[pos, 1] = old[k, 1]
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(4, (n - 1).bit_length())
+
+
 def _words(addresses: np.ndarray) -> np.ndarray:
     """16-byte addresses (n, 16) as two int64 words each (n, 2), without copying."""
     return np.ascontiguousarray(addresses).view(np.int64)
@@ -417,14 +435,15 @@ class FlowMeter:
         self.idle_ns = int(idle_timeout * _NS)
         self.active_ns = int(active_timeout * _NS)
         self.max_flows = max_flows
-        table_size = 1 << max(4, (2 * max_flows - 1).bit_length())  # load stays at most one half
+        # the hash table grows with the live flows (load at most one half), up to what max_flows needs: a probe
+        # into a small table stays in cache, one into a table sized for max_flows would miss
+        self._table_limit = _power_of_two(2 * max_flows)
         # np.zeros maps fresh pages lazily: rows never used by a flow cost no memory
         self._keys = np.zeros((max_flows, 5), np.int64)
         self._istate = np.zeros((max_flows, N_INT), np.int64)
         self._fstate = np.zeros((max_flows, N_FLOAT), np.float64)
-        # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot, so the
-        # table starts as untouched zero pages too
-        self._table = np.zeros((table_size, 2), np.int64)
+        # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot
+        self._table = np.zeros((min(self._table_limit, _MIN_TABLE), 2), np.int64)
         self._free = np.arange(max_flows - 1, -1, -1, dtype=np.int64)  # popped from the end: row 0 first
         self._active = np.zeros(max_flows, np.int64)
         self._counters = np.zeros(N_COUNTERS, np.int64)
@@ -452,8 +471,18 @@ class FlowMeter:
             self._out_i = np.empty((N_INT, flows), np.int64)
             self._out_f = np.empty((N_FLOAT, flows), np.float64)
 
+    def _fit_table(self, flows: int) -> None:
+        """Room for ``flows`` live flows at a load of at most one half."""
+        size = min(self._table_limit, _power_of_two(2 * flows))
+        if size > self._table.shape[0]:
+            table = np.zeros((size, 2), np.int64)
+            rehash(self._table, table)
+            self._table = table
+
     def update(self, batch: PacketBatch) -> FlowBatch:
-        # every expiry frees a row for at most one new flow: packets + live flows bound the output
+        # every packet starts at most one flow, and every expiry frees a row for at most one new flow: packets +
+        # live flows bound both the live flows during the batch and the output
+        self._fit_table(len(batch) + len(self))
         self._output(len(batch) + len(self))
         m = meter_batch(
             batch.status, batch.ts_ns, batch.vlan, batch.ip_version, batch.protocol, _words(batch.src_ip),

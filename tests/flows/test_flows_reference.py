@@ -61,6 +61,25 @@ def test_fast_meter_equals_reference_on_every_field(capture: Path) -> None:
     assert sum(len(f) for f in fast) > 0
 
 
+def test_growing_hash_table_keeps_every_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table starts small and is rehashed into larger ones as live flows pile up (a SYN scan: one flow per
+    port); no flow is lost, split or changed on the way."""
+    from collectors.flows import meter as fast_meter
+
+    monkeypatch.setattr(fast_meter, "_MIN_TABLE", 16)
+    batches, _, reference = metered(ATTACKS / "chrissanders__synscan.pcapng")
+    meter = FlowMeter()
+    sizes = [meter._table.shape[0]]
+    flows = []
+    for batch in batches:
+        flows.append(meter.update(batch))
+        sizes.append(meter._table.shape[0])
+    flows.append(meter.flush())
+    assert sizes[0] == 16 and len(set(sizes)) >= 3  # grew more than once, with live flows in the table
+    for ours, theirs in zip(flows, reference, strict=True):
+        assert_same_flows(ours, theirs)
+
+
 def tshark_conversations(path: Path) -> Counter[tuple[tuple[str, str, int, str, int], int, int]]:
     """(conversation, frames, bytes) per TCP/UDP stream, as tshark dissects them (ICMP-quoted headers left out)."""
     return Counter((s.key, s.frames, s.bytes) for s in tshark_streams(tshark_rows(path)))
