@@ -82,6 +82,36 @@ def kernel(signature: str | None = None, *, inline: bool = False) -> Callable[[F
     return declare
 
 
+def prefetch(array: np.ndarray, index: int) -> None:
+    """Ask the CPU to start loading ``array[index]`` into its caches (a kernel reading a capture in order
+    prefetches a few KiB ahead: the next record's place depends on this one's length, so the hardware cannot
+    guess it). Compiled kernels emit LLVM's prefetch; in plain Python it does nothing."""
+
+
+def _intrinsics() -> dict[Callable[..., Any], Any]:
+    """numba's implementations of the placeholders above, keyed by placeholder."""
+    from llvmlite import ir
+    from numba import types as nt
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def llvm_prefetch(typingctx: Any, array: Any, index: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            byte_pointer = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            function = builder.module.declare_intrinsic(
+                "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
+            # read (0), keep in all cache levels (3), data cache (1)
+            builder.call(function, [builder.bitcast(builder.gep(data, [args[1]]), byte_pointer), i32(0), i32(3),
+                                    i32(1)])
+            return context.get_dummy_value()
+
+        return nt.void(array, index), codegen
+
+    return {prefetch: llvm_prefetch}
+
+
 def mode() -> str:
     """``native`` (default: the ahead-of-time extension) or ``jit`` (numba's JIT, for debugging and comparison)."""
     return os.environ.get("SOC_KERNELS", "native")
@@ -121,7 +151,9 @@ def _names(code: types.CodeType) -> set[str]:
 
 @functools.cache
 def _environment() -> tuple[str, ...]:
-    return sys.version, platform.machine(), np.__version__, importlib.metadata.version("numba")
+    # this file too: it turns signatures and intrinsics into code
+    ours = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return sys.version, platform.machine(), np.__version__, importlib.metadata.version("numba"), ours
 
 
 # --- loading --------------------------------------------------------------------------------------------------------
@@ -215,6 +247,10 @@ def jit(module: types.ModuleType) -> dict[str, Callable[..., Any]]:
     if module.__name__ not in _jitted:
         import numba
 
+        if not getattr(numba.config, "DISABLE_JIT", False):  # with the JIT off, kernels run as Python
+            implementations = _intrinsics()
+            vars(module).update({name: implementations[value] for name, value in vars(module).items()
+                                 if isinstance(value, types.FunctionType) and value in implementations})
         dispatchers: dict[str, Callable[..., Any]] = {}
         for name, declared in _kernels(module).items():
             dispatchers[name] = numba.njit(cache=True, inline="always" if declared.inline else "never")(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from soc.kernels import kernel
+from soc.kernels import kernel, prefetch
 from soc.model import DecodeStatus, IpFlag
 
 LINKTYPE_NULL = 0
@@ -35,6 +35,9 @@ ETHERTYPE_PPPOE_SESSION = 0x8864
 ETHERTYPE_MPLS = 0x8847
 ETHERTYPE_MPLS_MULTICAST = 0x8848
 
+# the decoder prefetches the headers of the frame this many rows ahead (measured: 4-8 rows take a third off the
+# decode time of the 166 MB mix; 16 is too far)
+DECODE_AHEAD = 8
 _OK = np.uint8(DecodeStatus.OK)
 _NOT_IP = np.uint8(DecodeStatus.NOT_IP)
 _TRUNCATED = np.uint8(DecodeStatus.TRUNCATED)
@@ -245,6 +248,8 @@ def decode_frames(
     """Decode rows ``0 .. n-1`` into columns that start zeroed (``tcp_seq`` is set to -1 first); ``status_counts``
     adds the rows per status."""
     for i in range(n):
+        if i + DECODE_AHEAD < n:
+            prefetch(buf, data_offset[i + DECODE_AHEAD] + 32)
         tcp_seq[i] = -1
         start = data_offset[i]
         end = start + np.int64(caplen[i])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soc.kernels import kernel
+from soc.kernels import kernel, prefetch
 
 # Why an indexer stopped.
 STOP_END = 0  # clean end of file
@@ -35,6 +35,9 @@ STOP_REASONS = {
 # A record longer than this is corruption, not a packet (Wireshark uses 256 KiB as its usual maximum snaplen).
 MAX_RECORD = 1 << 24
 MAX_INTERFACES = 256
+# how far ahead of the record being read the indexers prefetch (measured on the 166 MB mix: 1-16 KiB all help,
+# 4 KiB most; the walk from record to record is otherwise one cache miss after another)
+PREFETCH_AHEAD = 4096
 
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
@@ -81,11 +84,16 @@ def index_pcap(
     size = buf.shape[0]
     capacity = ts_ns.shape[0]
     n = 0
+    fetched = pos
     while True:
         if pos == size:
             return n, pos, STOP_END
         if n == capacity:
             return n, pos, STOP_FULL
+        ahead = min(pos + PREFETCH_AHEAD, size)
+        while fetched < ahead:
+            prefetch(buf, fetched)
+            fetched += 64
         if pos + 16 > size:
             return n, pos, STOP_TRUNCATED_HEADER
         seconds = read_u32(buf, pos, swapped)
@@ -170,11 +178,16 @@ def index_pcapng(
     size = buf.shape[0]
     capacity = ts_ns.shape[0]
     n = 0
+    fetched = pos
     while True:
         if pos == size:
             return n, pos, STOP_END
         if n == capacity:
             return n, pos, STOP_FULL
+        ahead = min(pos + PREFETCH_AHEAD, size)
+        while fetched < ahead:
+            prefetch(buf, fetched)
+            fetched += 64
         if pos + 12 > size:
             return n, pos, STOP_TRUNCATED_HEADER
         if read_u32(buf, pos, False) == PCAPNG_SHB:
