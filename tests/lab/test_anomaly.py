@@ -11,7 +11,10 @@ import pytest
 import skops.io as sio
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from detectors.anomaly import FEATURE_SET_VERSION, AnomalyDetector, AnomalyModel, AnomalySettings, ModelError
+from detectors.anomaly.detector import AnomalyDetector
+from detectors.anomaly.features import FEATURE_SET_VERSION
+from detectors.anomaly.model import AnomalyModel, ModelError
+from detectors.anomaly.settings import AnomalySettings
 from detectors.anomaly.train import RETRAIN_JOB_ID, add_retraining_job, train
 from lab.evaluate import evaluate_capture
 from lab.labels import CaptureLabels
