@@ -31,39 +31,44 @@ _M1 = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
 _M2 = np.int64(0x5851F42D4C957F2D)
 _M3 = np.int64(0x94D049BB133111EB - (1 << 64))
 
-# Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both.
+# Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both. What
+# every packet reads or writes comes first, so that a packet touches as few cache lines of its flow as it can;
+# rows are padded to whole cache lines.
 I_FIRST = 0
 I_LAST = 1
-I_VLAN = 2
-I_VERSION = 3
-I_PROTO = 4
-I_INIT_A = 5  # 1 when the initiator is endpoint a (the smaller one of the key)
-I_SEQ = 6
-I_POS = 7  # index in the active list
-I_REASON = 8
-I_HASH = 9
-I_PACKETS = 10  # 3 (fwd, bwd, both)
-I_BYTES = 13  # 2
-I_PAYLOAD = 15  # 2
-I_FLAGS = 17  # 2
-I_DATA = 19  # 2
-I_LAST_DIR = 21  # 2, time of the last packet per direction
-I_WINDOW = 23  # 2
-I_SIZE_MIN = 25  # 3
-I_SIZE_MAX = 28  # 3
-I_IAT_MIN = 31  # 3
-I_IAT_MAX = 34  # 3
-I_FLAG_COUNT = 37  # 16: direction * 8 + bit
-I_FIRST_SIZE = 53  # FIRST_PACKETS
+I_PROTO = 2
+I_INIT_A = 3  # 1 when the initiator is endpoint a (the smaller one of the key)
+I_PACKETS = 4  # 3 (fwd, bwd, both)
+I_BYTES = 7  # 2
+I_PAYLOAD = 9  # 2
+I_FLAGS = 11  # 2
+I_DATA = 13  # 2
+I_LAST_DIR = 15  # 2, time of the last packet per direction
+I_SIZE_MIN = 17  # 3
+I_SIZE_MAX = 20  # 3
+I_IAT_MIN = 23  # 3
+I_IAT_MAX = 26  # 3
+I_FLAG_COUNT = 29  # 16: direction * 8 + bit
+# read or written by the first packets of a flow, by SYNs, or when a flow starts or ends
+I_WINDOW = 45  # 2
+I_SYN_SEQ = 47  # sequence number of the flow's opening SYN, -1 if none seen
+I_VLAN = 48
+I_VERSION = 49
+I_SEQ = 50
+I_POS = 51  # index in the active list
+I_REASON = 52
+I_HASH = 53
+I_FIRST_SIZE = 54  # FIRST_PACKETS
 I_FIRST_DIR = I_FIRST_SIZE + FIRST_PACKETS  # FIRST_PACKETS
-I_SYN_SEQ = I_FIRST_DIR + FIRST_PACKETS  # sequence number of the flow's opening SYN, -1 if none seen
-N_INT = I_SYN_SEQ + 1
+N_INT = I_FIRST_DIR + FIRST_PACKETS  # columns copied out when a flow expires
+_INT_ROW = (N_INT + 7) // 8 * 8  # the state row, in whole 64-byte lines
 # Columns of the float64 state matrix (Welford running mean and sum of squared deviations).
 F_SIZE_MEAN = 0  # 3
 F_SIZE_M2 = 3  # 3
 F_IAT_MEAN = 6  # 3
 F_IAT_M2 = 9  # 3
 N_FLOAT = 12
+_FLOAT_ROW = 16
 # Counters shared with the kernels.
 C_FREE = 0  # free rows on the free stack
 C_ACTIVE = 1  # live flows
@@ -440,8 +445,8 @@ class FlowMeter:
         self._table_limit = _power_of_two(2 * max_flows)
         # np.zeros maps fresh pages lazily: rows never used by a flow cost no memory
         self._keys = np.zeros((max_flows, 5), np.int64)
-        self._istate = np.zeros((max_flows, N_INT), np.int64)
-        self._fstate = np.zeros((max_flows, N_FLOAT), np.float64)
+        self._istate = np.zeros((max_flows, _INT_ROW), np.int64)
+        self._fstate = np.zeros((max_flows, _FLOAT_ROW), np.float64)
         # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot
         self._table = np.zeros((min(self._table_limit, _MIN_TABLE), 2), np.int64)
         self._free = np.arange(max_flows - 1, -1, -1, dtype=np.int64)  # popped from the end: row 0 first
