@@ -131,7 +131,7 @@ class AccessLogParser(LineParser):
             "@timestamp": timestamp,
             "message": line,
             "event": ev,
-            "soc": {"logsource": {"product": self.product, "category": "webserver", "service": None}},
+            "soc": {"logsource": dict(self._logsource)},  # own copy: later stages may edit it
             "source": endpoint(client) if source is None else source.copy(),
             "http": http,
         }
@@ -145,12 +145,7 @@ class AccessLogParser(LineParser):
             event["user"] = {"name": user}
         if "\\" in request:
             request = request.replace('\\"', '"')
-        method, url, version = request_parts(request)
-        if method is not None:
-            http["request"] = {"method": method}
-            event["url"] = url.copy()  # type: ignore[union-attr]
-            if version is not None:
-                http["version"] = version
+        http_request_fields(event, request)
         if referrer is not None and referrer != "-":
             if (fields := http.get("request")) is None:
                 fields = http["request"] = {}
