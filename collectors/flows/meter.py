@@ -30,6 +30,8 @@ _END_OF_CAPTURE = np.int64(FlowEnd.END_OF_CAPTURE)
 _M1 = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
 _M2 = np.int64(0x5851F42D4C957F2D)
 _M3 = np.int64(0x94D049BB133111EB - (1 << 64))
+_NO_MIN = np.int64(np.iinfo(np.int64).max)
+_NO_MAX = np.int64(np.iinfo(np.int64).min)
 
 # Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both. What
 # every packet reads or writes comes first, so that a packet touches as few cache lines of its flow as it can;
@@ -70,12 +72,13 @@ F_IAT_M2 = 9  # 3
 N_FLOAT = 12
 _FLOAT_ROW = 16
 # Counters shared with the kernels.
-C_FREE = 0  # free rows on the free stack
+C_FREE = 0  # rows on the free stack (rows that held a flow and were freed)
 C_ACTIVE = 1  # live flows
 C_SEQ = 2  # next flow sequence number
 C_EVICTED = 3
 C_NOT_IN_FLOWS = 4
-N_COUNTERS = 5
+C_FRESH = 5  # rows below this one have held a flow; those above are untouched
+N_COUNTERS = 6
 _MIN_TABLE = 1 << 12
 
 
@@ -135,17 +138,24 @@ def _std(m2: float, count: int) -> float:
 def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
-    """Copy the flow out to column ``m`` (std finished from M2) and free its row; returns the next output index."""
+    """Copy the flow out to row ``m`` (std finished from M2) and free its row; returns the next output index."""
     for c in range(5):
-        out_keys[c, m] = keys[row, c]
+        out_keys[m, c] = keys[row, c]
     for c in range(N_INT):
-        out_i[c, m] = istate[row, c]
+        out_i[m, c] = istate[row, c]
     for c in range(N_FLOAT):
-        out_f[c, m] = fstate[row, c]
+        out_f[m, c] = fstate[row, c]
     for d in range(3):
-        out_f[F_SIZE_M2 + d, m] = _std(fstate[row, F_SIZE_M2 + d], istate[row, I_PACKETS + d])
-        out_f[F_IAT_M2 + d, m] = _std(fstate[row, F_IAT_M2 + d], istate[row, I_PACKETS + d] - 1)
-    out_i[I_REASON, m] = reason
+        packets = istate[row, I_PACKETS + d]
+        out_f[m, F_SIZE_M2 + d] = _std(fstate[row, F_SIZE_M2 + d], packets)
+        out_f[m, F_IAT_M2 + d] = _std(fstate[row, F_IAT_M2 + d], packets - 1)
+        if packets < 2:  # min and max of no value are 0
+            out_i[m, I_IAT_MIN + d] = 0
+            out_i[m, I_IAT_MAX + d] = 0
+            if packets == 0:
+                out_i[m, I_SIZE_MIN + d] = 0
+                out_i[m, I_SIZE_MAX + d] = 0
+    out_i[m, I_REASON] = reason
     _table_remove(table, mask, row, istate[row, I_HASH])
     last = counters[C_ACTIVE] - 1
     moved = active[last]
@@ -189,7 +199,7 @@ def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fst
     by_seq = np.argsort(istate[rows, I_SEQ])
     rows = rows[by_seq]
     order = np.argsort(istate[rows, I_LAST], kind="mergesort")  # stable: ties stay in creation order
-    victims = max(1, free.shape[0] // 8)
+    victims = max(1, istate.shape[0] // 8)
     for k in range(victims):
         m = _on_expire(rows[order[k]], _EVICTED, keys, istate, fstate, table, mask, free, active, counters,
                        out_keys, out_i, out_f, m)
@@ -213,58 +223,29 @@ def _on_init(row: int, ts: int, vlan: int, version: int, proto: int, init_a: int
     istate[row, I_WINDOW] = -1
     istate[row, I_WINDOW + 1] = -1
     istate[row, I_SYN_SEQ] = -1
+    for c in range(3):  # no value yet: any value is a new minimum and maximum
+        istate[row, I_SIZE_MIN + c] = _NO_MIN
+        istate[row, I_SIZE_MAX + c] = _NO_MAX
+        istate[row, I_IAT_MIN + c] = _NO_MIN
+        istate[row, I_IAT_MAX + c] = _NO_MAX
     counters[C_SEQ] += 1
 
 
 @kernel(inline=True)
 def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, size_col: int, mean_col: int,
          value: int) -> None:
-    """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it."""
-    if count == 1:
-        istate[row, size_col + d] = value
-        istate[row, size_col + 3 + d] = value
-    else:
-        if value < istate[row, size_col + d]:
-            istate[row, size_col + d] = value
-        if value > istate[row, size_col + 3 + d]:
-            istate[row, size_col + 3 + d] = value
+    """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it.
+
+    Straight-line on purpose: an inlined kernel that takes arrays and branches makes numba count references on
+    them (atomic operations, once a third of the meter's time); min and max start from sentinels instead."""
+    istate[row, size_col + d] = min(istate[row, size_col + d], value)
+    istate[row, size_col + 3 + d] = max(istate[row, size_col + 3 + d], value)
     x = np.float64(value)
     mean = fstate[row, mean_col + d]
     delta = x - mean
     mean += delta / np.float64(count)
     fstate[row, mean_col + d] = mean
     fstate[row, mean_col + 3 + d] += delta * (x - mean)
-
-
-@kernel(inline=True)
-def _on_update(row: int, ts: int, d: int, length: int, payload: int, flags: int, window: int,
-               istate: np.ndarray, fstate: np.ndarray) -> None:
-    total = istate[row, I_PACKETS + 2]
-    if total > 0:
-        _add(istate, fstate, row, 2, total, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST])
-    istate[row, I_LAST] = ts
-    packets = istate[row, I_PACKETS + d]
-    if packets > 0:
-        _add(istate, fstate, row, d, packets, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST_DIR + d])
-    elif istate[row, I_PROTO] == 6:
-        istate[row, I_WINDOW + d] = window
-    istate[row, I_PACKETS + d] = packets + 1
-    istate[row, I_PACKETS + 2] = total + 1
-    istate[row, I_BYTES + d] += length
-    istate[row, I_PAYLOAD + d] += payload
-    istate[row, I_FLAGS + d] |= flags
-    if payload > 0:
-        istate[row, I_DATA + d] += 1
-    istate[row, I_LAST_DIR + d] = ts
-    _add(istate, fstate, row, d, packets + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
-    _add(istate, fstate, row, 2, total + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
-    if flags:
-        base = I_FLAG_COUNT + d * 8
-        for bit in range(8):
-            istate[row, base + bit] += (flags >> bit) & 1
-    if total < FIRST_PACKETS:
-        istate[row, I_FIRST_SIZE + total] = length
-        istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
 
 
 @kernel(
@@ -334,14 +315,18 @@ def meter_batch(
                 row = -1
                 pos = -1
         if row < 0:
-            if counters[C_FREE] == 0:
+            if counters[C_FREE] == 0 and counters[C_FRESH] == istate.shape[0]:
                 m = _make_room(ts, idle_ns, keys, istate, fstate, table, mask, free, active, counters,
                                out_keys, out_i, out_f, m)
                 pos = -1
             if pos < 0:  # the table changed since the lookup
                 row, pos = _find(keys, table, mask, h, k0, k1, k2, k3, k4)
-            counters[C_FREE] -= 1
-            row = free[counters[C_FREE]]
+            if counters[C_FREE] > 0:
+                counters[C_FREE] -= 1
+                row = free[counters[C_FREE]]
+            else:
+                row = counters[C_FRESH]
+                counters[C_FRESH] = row + 1
             table[pos, 0] = row + 1
             table[pos, 1] = h
             keys[row, 0] = k0
@@ -355,9 +340,36 @@ def meter_batch(
             _on_init(row, ts, tag, np.int64(ip_version[i]), proto, 1 if forward_key else 0, h, istate, fstate,
                      counters)
             istate[row, I_POS] = position
+        # on_update, written out here: an inlined kernel taking the state arrays would count references on them
         d = 0 if (forward_key == (istate[row, I_INIT_A] == 1)) else 1
-        _on_update(row, ts, d, np.int64(wirelen[i]), np.int64(payload_len[i]), flags, np.int64(tcp_window[i]),
-                   istate, fstate)
+        length = np.int64(wirelen[i])
+        payload = np.int64(payload_len[i])
+        total = istate[row, I_PACKETS + 2]
+        if total > 0:
+            _add(istate, fstate, row, 2, total, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST])
+        istate[row, I_LAST] = ts
+        packets = istate[row, I_PACKETS + d]
+        if packets > 0:
+            _add(istate, fstate, row, d, packets, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST_DIR + d])
+        elif proto == 6:
+            istate[row, I_WINDOW + d] = np.int64(tcp_window[i])
+        istate[row, I_PACKETS + d] = packets + 1
+        istate[row, I_PACKETS + 2] = total + 1
+        istate[row, I_BYTES + d] += length
+        istate[row, I_PAYLOAD + d] += payload
+        istate[row, I_FLAGS + d] |= flags
+        if payload > 0:
+            istate[row, I_DATA + d] += 1
+        istate[row, I_LAST_DIR + d] = ts
+        _add(istate, fstate, row, d, packets + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
+        _add(istate, fstate, row, 2, total + 1, I_SIZE_MIN, F_SIZE_MEAN, length)
+        if flags:
+            base = I_FLAG_COUNT + d * 8
+            for bit in range(8):
+                istate[row, base + bit] += (flags >> bit) & 1
+        if total < FIRST_PACKETS:
+            istate[row, I_FIRST_SIZE + total] = length
+            istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
         if proto == 6 and (flags & 0x12) == 0x02 and istate[row, I_SYN_SEQ] < 0:
             istate[row, I_SYN_SEQ] = tcp_seq[i]
     if n:
@@ -383,11 +395,12 @@ def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: 
 
 @kernel(inline=True)
 def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The columns ``order`` of ``source``, row by row: each source row is read, each target row written in turn."""
-    out = np.empty((source.shape[0], order.shape[0]), source.dtype)
-    for c in range(source.shape[0]):
-        for j in range(order.shape[0]):
-            out[c, j] = source[c, order[j]]
+    """The rows ``order`` of ``source`` as columns (one contiguous array per field, as FlowBatch hands them out)."""
+    out = np.empty((source.shape[1], order.shape[0]), source.dtype)
+    for j in range(order.shape[0]):
+        r = order[j]
+        for c in range(source.shape[1]):
+            out[c, j] = source[r, c]
     return out
 
 
@@ -395,8 +408,8 @@ def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
 def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
                     m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
-    by_seq = np.argsort(out_i[I_SEQ, :m])
-    order = by_seq[np.argsort(out_i[I_FIRST, :m][by_seq], kind="mergesort")]  # stable: ties keep creation order
+    by_seq = np.argsort(out_i[:m, I_SEQ])
+    order = by_seq[np.argsort(out_i[:m, I_FIRST][by_seq], kind="mergesort")]  # stable: ties keep creation order
     return _gather(out_keys, order), _gather(out_i, order), _gather(out_f, order)
 
 
@@ -449,14 +462,13 @@ class FlowMeter:
         self._fstate = np.zeros((max_flows, _FLOAT_ROW), np.float64)
         # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot
         self._table = np.zeros((min(self._table_limit, _MIN_TABLE), 2), np.int64)
-        self._free = np.arange(max_flows - 1, -1, -1, dtype=np.int64)  # popped from the end: row 0 first
+        self._free = np.empty(max_flows, np.int64)  # rows freed by expired flows; untouched rows come after
         self._active = np.zeros(max_flows, np.int64)
         self._counters = np.zeros(N_COUNTERS, np.int64)
-        self._counters[C_FREE] = max_flows
-        # expired flows, one column each (so a feature is one contiguous row)
-        self._out_keys = np.zeros((5, 0), np.int64)
-        self._out_i = np.zeros((N_INT, 0), np.int64)
-        self._out_f = np.zeros((N_FLOAT, 0), np.float64)
+        # expired flows, one row each (copied out in one stretch; _in_start_order turns them into columns)
+        self._out_keys = np.zeros((0, 5), np.int64)
+        self._out_i = np.zeros((0, N_INT), np.int64)
+        self._out_f = np.zeros((0, N_FLOAT), np.float64)
 
     def __len__(self) -> int:
         return int(self._counters[C_ACTIVE])
@@ -470,11 +482,11 @@ class FlowMeter:
         return int(self._counters[C_EVICTED])
 
     def _output(self, flows: int) -> None:
-        if self._out_i.shape[1] < flows:
-            flows = max(flows, self._out_i.shape[1] * 3 // 2)
-            self._out_keys = np.empty((5, flows), np.int64)
-            self._out_i = np.empty((N_INT, flows), np.int64)
-            self._out_f = np.empty((N_FLOAT, flows), np.float64)
+        if self._out_i.shape[0] < flows:
+            flows = max(flows, self._out_i.shape[0] * 3 // 2)
+            self._out_keys = np.empty((flows, 5), np.int64)
+            self._out_i = np.empty((flows, N_INT), np.int64)
+            self._out_f = np.empty((flows, N_FLOAT), np.float64)
 
     def _fit_table(self, flows: int) -> None:
         """Room for ``flows`` live flows at a load of at most one half."""
