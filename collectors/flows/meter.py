@@ -78,7 +78,8 @@ C_SEQ = 2  # next flow sequence number
 C_EVICTED = 3
 C_NOT_IN_FLOWS = 4
 C_FRESH = 5  # rows below this one have held a flow; those above are untouched
-N_COUNTERS = 6
+C_NEXT = 6  # the packet meter_batch stopped at (the batch's length once it is done)
+N_COUNTERS = 7
 _MIN_TABLE = 1 << 12
 
 
@@ -252,7 +253,7 @@ def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, s
     "i8(ro(u1[::1]), ro(i8[::1]), ro(u2[::1]), ro(u1[::1]), ro(u1[::1]), ro(i8[:, ::1]), ro(i8[:, ::1]),"  # packets
     " ro(u2[::1]), ro(u2[::1]), ro(u4[::1]), ro(i4[::1]), ro(u1[::1]), ro(u2[::1]), ro(i8[::1]),"
     " i8[:, ::1], i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1], i8, i8,"  # state, timeouts
-    " i8[:, ::1], i8[:, ::1], f8[:, ::1])"  # output
+    " i8[:, ::1], i8[:, ::1], f8[:, ::1], i8, i8, i8)"  # output, where to start, live flows the table has room for
 )
 def meter_batch(
     status: np.ndarray, ts_ns: np.ndarray, vlan: np.ndarray, ip_version: np.ndarray, protocol: np.ndarray,
@@ -260,13 +261,16 @@ def meter_batch(
     payload_len: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
     keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
     free: np.ndarray, active: np.ndarray, counters: np.ndarray, idle_ns: int, active_ns: int,
-    out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
+    out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, start: int, m: int, room: int,
 ) -> int:
-    """Meter one batch of packets; expired flows are written to ``out_*``; returns how many."""
+    """Meter packets ``start:`` of a batch; expired flows are written to ``out_*`` from row ``m``; returns the next
+    free output row. Stops early (``counters[C_NEXT]``) when ``room`` flows are live: the table must grow first."""
     mask = table.shape[0] - 1
-    m = 0
     n = ts_ns.shape[0]
-    for i in range(n):
+    for i in range(start, n):
+        if counters[C_ACTIVE] >= room:
+            counters[C_NEXT] = i
+            return m
         if status[i] != _OK:
             counters[C_NOT_IN_FLOWS] += 1
             continue
@@ -372,6 +376,7 @@ def meter_batch(
             istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
         if proto == 6 and (flags & 0x12) == 0x02 and istate[row, I_SYN_SEQ] < 0:
             istate[row, I_SYN_SEQ] = tcp_seq[i]
+    counters[C_NEXT] = n
     if n:
         m = _expire_idle(ts_ns[n - 1], idle_ns, keys, istate, fstate, table, mask, free, active, counters,
                          out_keys, out_i, out_f, m)
@@ -454,7 +459,7 @@ class FlowMeter:
         self.active_ns = int(active_timeout * _NS)
         self.max_flows = max_flows
         # the hash table grows with the live flows (load at most one half), up to what max_flows needs: a probe
-        # into a small table stays in cache, one into a table sized for max_flows would miss
+        # into a small table stays in cache, one into a table sized for max_flows (or a batch) would miss
         self._table_limit = _power_of_two(2 * max_flows)
         # np.zeros maps fresh pages lazily: rows never used by a flow cost no memory
         self._keys = np.zeros((max_flows, 5), np.int64)
@@ -488,28 +493,33 @@ class FlowMeter:
             self._out_i = np.empty((flows, N_INT), np.int64)
             self._out_f = np.empty((flows, N_FLOAT), np.float64)
 
-    def _fit_table(self, flows: int) -> None:
-        """Room for ``flows`` live flows at a load of at most one half."""
-        size = min(self._table_limit, _power_of_two(2 * flows))
-        if size > self._table.shape[0]:
-            table = np.zeros((size, 2), np.int64)
-            rehash(self._table, table)
-            self._table = table
+    def _room(self) -> int:
+        """Live flows the table holds at a load of at most one half (any number once it has its full size)."""
+        size = self._table.shape[0]
+        return size // 2 if size < self._table_limit else self.max_flows + 1
+
+    def _grow_table(self) -> None:
+        table = np.zeros((self._table.shape[0] * 2, 2), np.int64)
+        rehash(self._table, table)
+        self._table = table
 
     def update(self, batch: PacketBatch) -> FlowBatch:
         # every packet starts at most one flow, and every expiry frees a row for at most one new flow: packets +
-        # live flows bound both the live flows during the batch and the output
-        self._fit_table(len(batch) + len(self))
-        self._output(len(batch) + len(self))
-        m = meter_batch(
-            batch.status, batch.ts_ns, batch.vlan, batch.ip_version, batch.protocol, _words(batch.src_ip),
-            _words(batch.dst_ip),
-            batch.src_port, batch.dst_port, batch.wirelen, batch.payload_len, batch.tcp_flags, batch.tcp_window,
-            batch.tcp_seq,
-            self._keys, self._istate, self._fstate, self._table, self._free, self._active,
-            self._counters, self.idle_ns, self.active_ns, self._out_keys, self._out_i, self._out_f,
-        )
-        return self._batch(m)
+        # live flows bound the output
+        n = len(batch)
+        self._output(n + len(self))
+        packets = (batch.status, batch.ts_ns, batch.vlan, batch.ip_version, batch.protocol, _words(batch.src_ip),
+                   _words(batch.dst_ip), batch.src_port, batch.dst_port, batch.wirelen, batch.payload_len,
+                   batch.tcp_flags, batch.tcp_window, batch.tcp_seq)
+        m = start = 0
+        while True:
+            m = meter_batch(*packets, self._keys, self._istate, self._fstate, self._table, self._free, self._active,
+                            self._counters, self.idle_ns, self.active_ns, self._out_keys, self._out_i, self._out_f,
+                            start, m, self._room())
+            start = int(self._counters[C_NEXT])
+            if start == n:
+                return self._batch(m)
+            self._grow_table()
 
     def flush(self) -> FlowBatch:
         """End of input: every remaining flow expires."""
