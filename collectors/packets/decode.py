@@ -253,7 +253,16 @@ def decode_frames(
         tcp_seq[i] = -1
         start = data_offset[i]
         end = start + np.int64(caplen[i])
-        code, etype, pos, tag = _link_layer(buf, start, end, np.int64(linktypes[i]))
+        linktype = np.int64(linktypes[i])
+        etype = 0
+        if linktype == LINKTYPE_ETHERNET and start + 14 <= end:
+            etype = _be16(buf, start + 12)
+        if etype == ETHERTYPE_IPV4 or etype == ETHERTYPE_IPV6:
+            # the common frame, decided here: _link_layer (it takes the buffer and branches) costs a reference
+            # count on the buffer per call
+            code, pos, tag = _OK, start + 14, 0
+        else:
+            code, etype, pos, tag = _link_layer(buf, start, end, linktype)
         vlan[i] = tag
         ethertype[i] = etype
         l3_offset[i] = pos
