@@ -63,7 +63,8 @@ def test_fast_meter_equals_reference_on_every_field(capture: Path) -> None:
 
 def test_growing_hash_table_keeps_every_flow(monkeypatch: pytest.MonkeyPatch) -> None:
     """The table starts small and is rehashed into larger ones as live flows pile up (a SYN scan: one flow per
-    port); no flow is lost, split or changed on the way."""
+    port), several times within one batch (metering stops, the table doubles, metering resumes at the same packet);
+    no flow is lost, split or changed on the way."""
     from collectors.flows import meter as fast_meter
 
     monkeypatch.setattr(fast_meter, "_MIN_TABLE", 16)
@@ -76,6 +77,7 @@ def test_growing_hash_table_keeps_every_flow(monkeypatch: pytest.MonkeyPatch) ->
         sizes.append(meter._table.shape[0])
     flows.append(meter.flush())
     assert sizes[0] == 16 and len(set(sizes)) >= 3  # grew more than once, with live flows in the table
+    assert sizes[1] >= 16 * 2**5  # the first batch alone (500 packets) doubled it five times or more
     for ours, theirs in zip(flows, reference, strict=True):
         assert_same_flows(ours, theirs)
 
