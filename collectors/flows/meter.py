@@ -414,7 +414,12 @@ def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
                     m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
     by_seq = np.argsort(out_i[:m, I_SEQ])
-    order = by_seq[np.argsort(out_i[:m, I_FIRST][by_seq], kind="mergesort")]  # stable: ties keep creation order
+    first = out_i[:m, I_FIRST][by_seq]
+    order = by_seq
+    for j in range(1, m):
+        if first[j] < first[j - 1]:  # flows created out of time order (rare: the capture's clock stepped back)
+            order = by_seq[np.argsort(first, kind="mergesort")]  # stable: ties keep creation order
+            break
     return _gather(out_keys, order), _gather(out_i, order), _gather(out_f, order)
 
 
@@ -556,26 +561,37 @@ class FlowMeter:
         )
 
 
-def _features(ints: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
-    """Views into the output matrices, named as in ``features.py`` (whose types are int64 and float64)."""
-    values: dict[str, np.ndarray] = {"id": ints[I_SEQ], "duration_ns": ints[I_LAST] - ints[I_FIRST]}
+def _feature_columns() -> tuple[tuple[str, bool, int], ...]:
+    """(name, in the float matrix, row) of every feature that is a row of the output matrices, as ``features.py``
+    names them; built once, not per batch."""
+    columns: dict[str, tuple[bool, int]] = {"id": (False, I_SEQ)}
     for d, name in enumerate(DIRECTIONS):
-        values[f"{name}_size_min"] = ints[I_SIZE_MIN + d]
-        values[f"{name}_size_max"] = ints[I_SIZE_MAX + d]
-        values[f"{name}_size_mean"] = floats[F_SIZE_MEAN + d]
-        values[f"{name}_size_std"] = floats[F_SIZE_M2 + d]  # turned into the std on expiry
-        values[f"{name}_iat_min"] = ints[I_IAT_MIN + d]
-        values[f"{name}_iat_max"] = ints[I_IAT_MAX + d]
-        values[f"{name}_iat_mean"] = floats[F_IAT_MEAN + d]
-        values[f"{name}_iat_std"] = floats[F_IAT_M2 + d]
+        columns[f"{name}_size_min"] = (False, I_SIZE_MIN + d)
+        columns[f"{name}_size_max"] = (False, I_SIZE_MAX + d)
+        columns[f"{name}_size_mean"] = (True, F_SIZE_MEAN + d)
+        columns[f"{name}_size_std"] = (True, F_SIZE_M2 + d)  # turned into the std on expiry
+        columns[f"{name}_iat_min"] = (False, I_IAT_MIN + d)
+        columns[f"{name}_iat_max"] = (False, I_IAT_MAX + d)
+        columns[f"{name}_iat_mean"] = (True, F_IAT_MEAN + d)
+        columns[f"{name}_iat_std"] = (True, F_IAT_M2 + d)
     for d, name in enumerate(DIRECTIONS[:2]):
         for bit, flag in enumerate(TCP_FLAGS):
-            values[f"{name}_{flag}_count"] = ints[I_FLAG_COUNT + d * 8 + bit]
-        values[f"{name}_init_window"] = ints[I_WINDOW + d]
-        values[f"{name}_data_packets"] = ints[I_DATA + d]
+            columns[f"{name}_{flag}_count"] = (False, I_FLAG_COUNT + d * 8 + bit)
+        columns[f"{name}_init_window"] = (False, I_WINDOW + d)
+        columns[f"{name}_data_packets"] = (False, I_DATA + d)
     for k in range(FIRST_PACKETS):
-        values[f"first_size_{k + 1}"] = ints[I_FIRST_SIZE + k]
-        values[f"first_dir_{k + 1}"] = ints[I_FIRST_DIR + k]
+        columns[f"first_size_{k + 1}"] = (False, I_FIRST_SIZE + k)
+        columns[f"first_dir_{k + 1}"] = (False, I_FIRST_DIR + k)
+    return tuple((name, *columns[name]) if name in columns else (name, False, -1) for name in FEATURE_NAMES)
+
+
+_FEATURE_COLUMNS = _feature_columns()
+
+
+def _features(ints: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
+    """Views into the output matrices, named as in ``features.py`` (whose types are int64 and float64)."""
+    values = {name: (floats if is_float else ints)[row] for name, is_float, row in _FEATURE_COLUMNS if row >= 0}
+    values["duration_ns"] = ints[I_LAST] - ints[I_FIRST]
     return {name: values[name] for name in FEATURE_NAMES}
 
 
