@@ -11,7 +11,10 @@ the kernels run through numba's JIT with its on-disk cache instead: same code, s
 Rules for a kernel module: kernels call only kernels of their own module; an entry point's signature (numba's
 syntax, plus ``ro(...)`` for an array the kernel only reads and ``buffer`` for ``ro(u1[::1])``, such as a
 memory-mapped capture) is a contract checked on every call, since a native function given an array of another
-type would read or write out of bounds.
+type would read or write out of bounds. In a hot loop, a kernel inlined with array arguments runs straight through
+(no branch, no loop) or takes scalars instead: numba counts references on the arrays an inlined call receives
+(an atomic increment and decrement each) and prunes them reliably only in straight-line code; per packet, that
+once took a third of the flow meter's time.
 
     python -m soc.kernels [--force]                # build every kernel module now (e.g. when making an image)
 """

@@ -4,9 +4,9 @@
 
 State lives in a pool of ``max_flows`` rows (int64 and float64 matrices, one row per live flow, untouched rows cost
 no memory until used) found through an open-addressing hash table (linear probing, backward-shift deletion, load
-at most one half). A flow's life follows nfstream's shape: ``_on_init`` when its first packet arrives,
-``_on_update`` for every packet, ``_on_expire`` when it ends (copied out, its row freed). Expired flows leave as
-a FlowBatch with the features of ``features.py``.
+at most one half). A flow's life follows nfstream's shape: ``_on_init`` when its first packet arrives, an update
+for every packet (written out in ``meter_batch``), ``_on_expire`` when it ends (copied out, its row freed). Expired
+flows leave as a FlowBatch with the features of ``features.py``.
 """
 
 from __future__ import annotations
@@ -237,8 +237,8 @@ def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, s
          value: int) -> None:
     """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it.
 
-    Straight-line on purpose: an inlined kernel that takes arrays and branches makes numba count references on
-    them (atomic operations, once a third of the meter's time); min and max start from sentinels instead."""
+    Straight-line on purpose (the hot-loop rule of ``soc.kernels``): min and max start from sentinels, not from a
+    branch on the first value."""
     istate[row, size_col + d] = min(istate[row, size_col + d], value)
     istate[row, size_col + 3 + d] = max(istate[row, size_col + 3 + d], value)
     x = np.float64(value)
@@ -344,7 +344,8 @@ def meter_batch(
             _on_init(row, ts, tag, np.int64(ip_version[i]), proto, 1 if forward_key else 0, h, istate, fstate,
                      counters)
             istate[row, I_POS] = position
-        # on_update, written out here: an inlined kernel taking the state arrays would count references on them
+        # the update step, written out here: an inlined kernel taking the state arrays and branching would count
+        # references on them (the hot-loop rule of soc.kernels)
         d = 0 if (forward_key == (istate[row, I_INIT_A] == 1)) else 1
         length = np.int64(wirelen[i])
         payload = np.int64(payload_len[i])
@@ -561,9 +562,9 @@ class FlowMeter:
         )
 
 
-def _feature_columns() -> tuple[tuple[str, bool, int], ...]:
-    """(name, in the float matrix, row) of every feature that is a row of the output matrices, as ``features.py``
-    names them; built once, not per batch."""
+def _feature_columns() -> dict[str, tuple[bool, int]]:
+    """Name (as in ``features.py``) -> (in the float matrix, row) of every feature that is a row of the output
+    matrices; built once, not per batch."""
     columns: dict[str, tuple[bool, int]] = {"id": (False, I_SEQ)}
     for d, name in enumerate(DIRECTIONS):
         columns[f"{name}_size_min"] = (False, I_SIZE_MIN + d)
@@ -582,7 +583,7 @@ def _feature_columns() -> tuple[tuple[str, bool, int], ...]:
     for k in range(FIRST_PACKETS):
         columns[f"first_size_{k + 1}"] = (False, I_FIRST_SIZE + k)
         columns[f"first_dir_{k + 1}"] = (False, I_FIRST_DIR + k)
-    return tuple((name, *columns[name]) if name in columns else (name, False, -1) for name in FEATURE_NAMES)
+    return columns
 
 
 _FEATURE_COLUMNS = _feature_columns()
@@ -590,7 +591,7 @@ _FEATURE_COLUMNS = _feature_columns()
 
 def _features(ints: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
     """Views into the output matrices, named as in ``features.py`` (whose types are int64 and float64)."""
-    values = {name: (floats if is_float else ints)[row] for name, is_float, row in _FEATURE_COLUMNS if row >= 0}
+    values = {name: (floats if is_float else ints)[row] for name, (is_float, row) in _FEATURE_COLUMNS.items()}
     values["duration_ns"] = ints[I_LAST] - ints[I_FIRST]
     return {name: values[name] for name in FEATURE_NAMES}
 

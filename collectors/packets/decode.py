@@ -258,8 +258,8 @@ def decode_frames(
         if linktype == LINKTYPE_ETHERNET and start + 14 <= end:
             etype = _be16(buf, start + 12)
         if etype == ETHERTYPE_IPV4 or etype == ETHERTYPE_IPV6:
-            # the common frame, decided here: _link_layer (it takes the buffer and branches) costs a reference
-            # count on the buffer per call
+            # the common frame, decided here: _link_layer takes the buffer and branches, so a call costs a
+            # reference count on the buffer (the hot-loop rule of soc.kernels)
             code, pos, tag = _OK, start + 14, 0
         else:
             code, etype, pos, tag = _link_layer(buf, start, end, linktype)
