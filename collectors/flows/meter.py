@@ -402,11 +402,15 @@ def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: 
 @kernel(inline=True)
 def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The rows ``order`` of ``source`` as columns (one contiguous array per field, as FlowBatch hands them out)."""
-    out = np.empty((source.shape[1], order.shape[0]), source.dtype)
-    for j in range(order.shape[0]):
-        r = order[j]
+    n = order.shape[0]
+    out = np.empty((source.shape[1], n), source.dtype)
+    # eight rows at a time: each output cache line is written whole while those rows are still in cache (row by
+    # row, every store went to another line, column by column every load)
+    for block in range(0, n, 8):
+        end = min(block + 8, n)
         for c in range(source.shape[1]):
-            out[c, j] = source[r, c]
+            for j in range(block, end):
+                out[c, j] = source[order[j], c]
     return out
 
 
