@@ -34,33 +34,34 @@ _NO_MIN = np.int64(np.iinfo(np.int64).max)
 _NO_MAX = np.int64(np.iinfo(np.int64).min)
 
 # Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both. What
-# every packet reads or writes comes first, so that a packet touches as few cache lines of its flow as it can;
-# rows are padded to whole cache lines.
-I_FIRST = 0
-I_LAST = 1
-I_PROTO = 2
-I_INIT_A = 3  # 1 when the initiator is endpoint a (the smaller one of the key)
-I_PACKETS = 4  # 3 (fwd, bwd, both)
-I_BYTES = 7  # 2
-I_PAYLOAD = 9  # 2
-I_FLAGS = 11  # 2
-I_DATA = 13  # 2
-I_LAST_DIR = 15  # 2, time of the last packet per direction
-I_SIZE_MIN = 17  # 3
-I_SIZE_MAX = 20  # 3
-I_IAT_MIN = 23  # 3
-I_IAT_MAX = 26  # 3
-I_FLAG_COUNT = 29  # 16: direction * 8 + bit
+# every packet reads or writes comes first (the key a probe compares, then the counters), so that a packet touches
+# as few cache lines of its flow as it can, all of them adjacent; rows are padded to whole cache lines.
+I_KEY = 0  # 5: the flow key (address words of endpoint a, of endpoint b, then VLAN, protocol, ports)
+I_FIRST = 5
+I_LAST = 6
+I_PROTO = 7
+I_INIT_A = 8  # 1 when the initiator is endpoint a (the smaller one of the key)
+I_PACKETS = 9  # 3 (fwd, bwd, both)
+I_BYTES = 12  # 2
+I_PAYLOAD = 14  # 2
+I_FLAGS = 16  # 2
+I_DATA = 18  # 2
+I_LAST_DIR = 20  # 2, time of the last packet per direction
+I_SIZE_MIN = 22  # 3
+I_SIZE_MAX = 25  # 3
+I_IAT_MIN = 28  # 3
+I_IAT_MAX = 31  # 3
+I_FLAG_COUNT = 34  # 16: direction * 8 + bit
 # read or written by the first packets of a flow, by SYNs, or when a flow starts or ends
-I_WINDOW = 45  # 2
-I_SYN_SEQ = 47  # sequence number of the flow's opening SYN, -1 if none seen
-I_VLAN = 48
-I_VERSION = 49
-I_SEQ = 50
-I_POS = 51  # index in the active list
-I_REASON = 52
-I_HASH = 53
-I_FIRST_SIZE = 54  # FIRST_PACKETS
+I_WINDOW = 50  # 2
+I_SYN_SEQ = 52  # sequence number of the flow's opening SYN, -1 if none seen
+I_VLAN = 53
+I_VERSION = 54
+I_SEQ = 55
+I_POS = 56  # index in the active list
+I_REASON = 57
+I_HASH = 58
+I_FIRST_SIZE = 59  # FIRST_PACKETS
 I_FIRST_DIR = I_FIRST_SIZE + FIRST_PACKETS  # FIRST_PACKETS
 N_INT = I_FIRST_DIR + FIRST_PACKETS  # columns copied out when a flow expires
 _INT_ROW = (N_INT + 7) // 8 * 8  # the state row, in whole 64-byte lines
@@ -95,7 +96,7 @@ def _hash(k0: np.int64, k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) 
 
 
 @kernel(inline=True)
-def _find(keys: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.int64,
+def _find(istate: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.int64,
           k1: np.int64, k2: np.int64, k3: np.int64, k4: np.int64) -> tuple[int, int]:
     """(row, table position) of the key, or (-1, the empty position where it would go)."""
     pos = h & mask
@@ -103,8 +104,8 @@ def _find(keys: np.ndarray, table: np.ndarray, mask: int, h: np.int64, k0: np.in
         row = table[pos, 0] - 1
         if row < 0:
             return -1, pos
-        if table[pos, 1] == h and keys[row, 0] == k0 and keys[row, 1] == k1 and keys[row, 2] == k2 and (
-            keys[row, 3] == k3 and keys[row, 4] == k4
+        if table[pos, 1] == h and istate[row, I_KEY] == k0 and istate[row, I_KEY + 1] == k1 and (
+            istate[row, I_KEY + 2] == k2 and istate[row, I_KEY + 3] == k3 and istate[row, I_KEY + 4] == k4
         ):
             return row, pos
         pos = (pos + 1) & mask
@@ -136,12 +137,10 @@ def _std(m2: float, count: int) -> float:
 
 
 @kernel()
-def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+def _on_expire(row: int, reason: int, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
-               counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+               counters: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     """Copy the flow out to row ``m`` (std finished from M2) and free its row; returns the next output index."""
-    for c in range(5):
-        out_keys[m, c] = keys[row, c]
     for c in range(N_INT):
         out_i[m, c] = istate[row, c]
     for c in range(N_FLOAT):
@@ -170,29 +169,29 @@ def _on_expire(row: int, reason: int, keys: np.ndarray, istate: np.ndarray, fsta
 
 
 @kernel()
-def _expire_idle(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+def _expire_idle(now: int, idle_ns: int, istate: np.ndarray, fstate: np.ndarray,
                  table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
-                 counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+                 counters: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     k = 0
     while k < counters[C_ACTIVE]:
         row = active[k]
         if now - istate[row, I_LAST] > idle_ns:
             # the last active flow moves into position k: look at k again
-            m = _on_expire(row, _IDLE, keys, istate, fstate, table, mask, free, active, counters,
-                           out_keys, out_i, out_f, m)
+            m = _on_expire(row, _IDLE, istate, fstate, table, mask, free, active, counters,
+                           out_i, out_f, m)
         else:
             k += 1
     return m
 
 
 @kernel()
-def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray,
+def _make_room(now: int, idle_ns: int, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
-               counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
+               counters: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
     """The table is full: expire the idle flows, or else evict the eighth least recently seen."""
     before = m
-    m = _expire_idle(now, idle_ns, keys, istate, fstate, table, mask, free, active, counters,
-                     out_keys, out_i, out_f, m)
+    m = _expire_idle(now, idle_ns, istate, fstate, table, mask, free, active, counters,
+                     out_i, out_f, m)
     if m > before:
         return m
     n = counters[C_ACTIVE]
@@ -202,8 +201,8 @@ def _make_room(now: int, idle_ns: int, keys: np.ndarray, istate: np.ndarray, fst
     order = np.argsort(istate[rows, I_LAST], kind="mergesort")  # stable: ties stay in creation order
     victims = max(1, istate.shape[0] // 8)
     for k in range(victims):
-        m = _on_expire(rows[order[k]], _EVICTED, keys, istate, fstate, table, mask, free, active, counters,
-                       out_keys, out_i, out_f, m)
+        m = _on_expire(rows[order[k]], _EVICTED, istate, fstate, table, mask, free, active, counters,
+                       out_i, out_f, m)
     counters[C_EVICTED] += victims
     return m
 
@@ -252,16 +251,16 @@ def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, s
 @kernel(
     "i8(ro(u1[::1]), ro(i8[::1]), ro(u2[::1]), ro(u1[::1]), ro(u1[::1]), ro(i8[:, ::1]), ro(i8[:, ::1]),"  # packets
     " ro(u2[::1]), ro(u2[::1]), ro(u4[::1]), ro(i4[::1]), ro(u1[::1]), ro(u2[::1]), ro(i8[::1]),"
-    " i8[:, ::1], i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1], i8, i8,"  # state, timeouts
-    " i8[:, ::1], i8[:, ::1], f8[:, ::1], i8, i8, i8)"  # output, where to start, live flows the table has room for
+    " i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1], i8, i8,"  # state, timeouts
+    " i8[:, ::1], f8[:, ::1], i8, i8, i8)"  # output, where to start, live flows the table has room for
 )
 def meter_batch(
     status: np.ndarray, ts_ns: np.ndarray, vlan: np.ndarray, ip_version: np.ndarray, protocol: np.ndarray,
     src_words: np.ndarray, dst_words: np.ndarray, src_port: np.ndarray, dst_port: np.ndarray, wirelen: np.ndarray,
     payload_len: np.ndarray, tcp_flags: np.ndarray, tcp_window: np.ndarray, tcp_seq: np.ndarray,
-    keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
+    istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
     free: np.ndarray, active: np.ndarray, counters: np.ndarray, idle_ns: int, active_ns: int,
-    out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, start: int, m: int, room: int,
+    out_i: np.ndarray, out_f: np.ndarray, start: int, m: int, room: int,
 ) -> int:
     """Meter packets ``start:`` of a batch; expired flows are written to ``out_*`` from row ``m``; returns the next
     free output row. Stops early (``counters[C_NEXT]``) when ``room`` flows are live: the table must grow first."""
@@ -302,7 +301,7 @@ def meter_batch(
             k4 = (tag << 40) | (proto << 32) | (dport << 16) | sport
         h = _hash(k0, k1, k2, k3, k4)
         flags = np.int64(tcp_flags[i])
-        row, pos = _find(keys, table, mask, h, k0, k1, k2, k3, k4)
+        row, pos = _find(istate, table, mask, h, k0, k1, k2, k3, k4)
         if row >= 0:
             reason = np.int64(-1)
             if ts - istate[row, I_LAST] > idle_ns:
@@ -314,17 +313,17 @@ def meter_batch(
             ) and (tcp_seq[i] < 0 or tcp_seq[i] != istate[row, I_SYN_SEQ]):
                 reason = _TCP_CLOSED  # a retransmitted opening SYN (same sequence number) is not a new connection
             if reason >= 0:
-                m = _on_expire(row, reason, keys, istate, fstate, table, mask, free, active, counters,
-                               out_keys, out_i, out_f, m)
+                m = _on_expire(row, reason, istate, fstate, table, mask, free, active, counters,
+                               out_i, out_f, m)
                 row = -1
                 pos = -1
         if row < 0:
             if counters[C_FREE] == 0 and counters[C_FRESH] == istate.shape[0]:
-                m = _make_room(ts, idle_ns, keys, istate, fstate, table, mask, free, active, counters,
-                               out_keys, out_i, out_f, m)
+                m = _make_room(ts, idle_ns, istate, fstate, table, mask, free, active, counters,
+                               out_i, out_f, m)
                 pos = -1
             if pos < 0:  # the table changed since the lookup
-                row, pos = _find(keys, table, mask, h, k0, k1, k2, k3, k4)
+                row, pos = _find(istate, table, mask, h, k0, k1, k2, k3, k4)
             if counters[C_FREE] > 0:
                 counters[C_FREE] -= 1
                 row = free[counters[C_FREE]]
@@ -333,16 +332,16 @@ def meter_batch(
                 counters[C_FRESH] = row + 1
             table[pos, 0] = row + 1
             table[pos, 1] = h
-            keys[row, 0] = k0
-            keys[row, 1] = k1
-            keys[row, 2] = k2
-            keys[row, 3] = k3
-            keys[row, 4] = k4
             position = counters[C_ACTIVE]
             active[position] = row
             counters[C_ACTIVE] = position + 1
             _on_init(row, ts, tag, np.int64(ip_version[i]), proto, 1 if forward_key else 0, h, istate, fstate,
                      counters)
+            istate[row, I_KEY] = k0
+            istate[row, I_KEY + 1] = k1
+            istate[row, I_KEY + 2] = k2
+            istate[row, I_KEY + 3] = k3
+            istate[row, I_KEY + 4] = k4
             istate[row, I_POS] = position
         # the update step, written out here: an inlined kernel taking the state arrays and branching would count
         # references on them (the hot-loop rule of soc.kernels)
@@ -379,23 +378,23 @@ def meter_batch(
             istate[row, I_SYN_SEQ] = tcp_seq[i]
     counters[C_NEXT] = n
     if n:
-        m = _expire_idle(ts_ns[n - 1], idle_ns, keys, istate, fstate, table, mask, free, active, counters,
-                         out_keys, out_i, out_f, m)
+        m = _expire_idle(ts_ns[n - 1], idle_ns, istate, fstate, table, mask, free, active, counters,
+                         out_i, out_f, m)
     return m
 
 
 @kernel(
-    "i8(i8[:, ::1], i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1],"  # state
-    " i8[:, ::1], i8[:, ::1], f8[:, ::1])"  # output
+    "i8(i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[::1], i8[::1], i8[::1],"  # state
+    " i8[:, ::1], f8[:, ::1])"  # output
 )
-def expire_all(keys: np.ndarray, istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
-               free: np.ndarray, active: np.ndarray, counters: np.ndarray, out_keys: np.ndarray, out_i: np.ndarray,
+def expire_all(istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
+               free: np.ndarray, active: np.ndarray, counters: np.ndarray, out_i: np.ndarray,
                out_f: np.ndarray) -> int:
     mask = table.shape[0] - 1
     m = 0
     while counters[C_ACTIVE] > 0:
-        m = _on_expire(active[counters[C_ACTIVE] - 1], _END_OF_CAPTURE, keys, istate, fstate, table, mask,
-                       free, active, counters, out_keys, out_i, out_f, m)
+        m = _on_expire(active[counters[C_ACTIVE] - 1], _END_OF_CAPTURE, istate, fstate, table, mask,
+                       free, active, counters, out_i, out_f, m)
     return m
 
 
@@ -414,9 +413,8 @@ def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-@kernel("Tuple((i8[:, ::1], i8[:, ::1], f8[:, ::1]))(ro(i8[:, ::1]), ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
-def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
-                    m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@kernel("Tuple((i8[:, ::1], f8[:, ::1]))(ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
+def _in_start_order(out_i: np.ndarray, out_f: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
     by_seq = np.argsort(out_i[:m, I_SEQ])
     first = out_i[:m, I_FIRST][by_seq]
@@ -425,7 +423,7 @@ def _in_start_order(out_keys: np.ndarray, out_i: np.ndarray, out_f: np.ndarray,
         if first[j] < first[j - 1]:  # flows created out of time order (rare: the capture's clock stepped back)
             order = by_seq[np.argsort(first, kind="mergesort")]  # stable: ties keep creation order
             break
-    return _gather(out_keys, order), _gather(out_i, order), _gather(out_f, order)
+    return _gather(out_i, order), _gather(out_f, order)
 
 
 @kernel("none(ro(i8[:, ::1]), i8[:, ::1])")
@@ -472,7 +470,6 @@ class FlowMeter:
         # into a small table stays in cache, one into a table sized for max_flows (or a batch) would miss
         self._table_limit = _power_of_two(2 * max_flows)
         # np.zeros maps fresh pages lazily: rows never used by a flow cost no memory
-        self._keys = np.zeros((max_flows, 5), np.int64)
         self._istate = np.zeros((max_flows, _INT_ROW), np.int64)
         self._fstate = np.zeros((max_flows, _FLOAT_ROW), np.float64)
         # (row + 1, hash) per slot side by side, so a probe reads one cache line; 0 marks an empty slot
@@ -481,7 +478,6 @@ class FlowMeter:
         self._active = np.zeros(max_flows, np.int64)
         self._counters = np.zeros(N_COUNTERS, np.int64)
         # expired flows, one row each (copied out in one stretch; _in_start_order turns them into columns)
-        self._out_keys = np.zeros((0, 5), np.int64)
         self._out_i = np.zeros((0, N_INT), np.int64)
         self._out_f = np.zeros((0, N_FLOAT), np.float64)
 
@@ -499,7 +495,6 @@ class FlowMeter:
     def _output(self, flows: int) -> None:
         if self._out_i.shape[0] < flows:
             flows = max(flows, self._out_i.shape[0] * 3 // 2)
-            self._out_keys = np.empty((flows, 5), np.int64)
             self._out_i = np.empty((flows, N_INT), np.int64)
             self._out_f = np.empty((flows, N_FLOAT), np.float64)
 
@@ -523,8 +518,8 @@ class FlowMeter:
                    batch.tcp_flags, batch.tcp_window, batch.tcp_seq)
         m = start = 0
         while True:
-            m = meter_batch(*packets, self._keys, self._istate, self._fstate, self._table, self._free, self._active,
-                            self._counters, self.idle_ns, self.active_ns, self._out_keys, self._out_i, self._out_f,
+            m = meter_batch(*packets, self._istate, self._fstate, self._table, self._free, self._active,
+                            self._counters, self.idle_ns, self.active_ns, self._out_i, self._out_f,
                             start, m, self._room())
             start = int(self._counters[C_NEXT])
             if start == n:
@@ -534,12 +529,13 @@ class FlowMeter:
     def flush(self) -> FlowBatch:
         """End of input: every remaining flow expires."""
         self._output(len(self))
-        m = expire_all(self._keys, self._istate, self._fstate, self._table, self._free, self._active,
-                       self._counters, self._out_keys, self._out_i, self._out_f)
+        m = expire_all(self._istate, self._fstate, self._table, self._free, self._active, self._counters,
+                       self._out_i, self._out_f)
         return self._batch(m)
 
     def _batch(self, m: int) -> FlowBatch:
-        keys, ints, floats = _in_start_order(self._out_keys, self._out_i, self._out_f, m)
+        ints, floats = _in_start_order(self._out_i, self._out_f, m)
+        keys = ints[I_KEY:I_KEY + 5]
         init_a = ints[I_INIT_A] == 1
         side_a, side_b = _addresses(keys[0], keys[1]), _addresses(keys[2], keys[3])
         port_a, port_b = (keys[4] >> 16) & 0xFFFF, keys[4] & 0xFFFF
