@@ -32,6 +32,7 @@ _M2 = np.int64(0x5851F42D4C957F2D)
 _M3 = np.int64(0x94D049BB133111EB - (1 << 64))
 _NO_MIN = np.int64(np.iinfo(np.int64).max)
 _NO_MAX = np.int64(np.iinfo(np.int64).min)
+_ABOVE_PORTS = np.int64(~0xFFFFFFFF)  # the VLAN and protocol bits of the key's last word
 
 # Columns of the int64 state matrix. Per-direction blocks are indexed base + d, d = 0 fwd, 1 bwd, 2 both. What
 # every packet reads or writes comes first (the key a probe compares, then the counters), so that a packet touches
@@ -140,9 +141,17 @@ def _std(m2: float, count: int) -> float:
 def _on_expire(row: int, reason: int, istate: np.ndarray, fstate: np.ndarray,
                table: np.ndarray, mask: int, free: np.ndarray, active: np.ndarray,
                counters: np.ndarray, out_i: np.ndarray, out_f: np.ndarray, m: int) -> int:
-    """Copy the flow out to row ``m`` (std finished from M2) and free its row; returns the next output index."""
+    """Copy the flow out to row ``m`` (std finished from M2, the key turned to src then dst) and free its row;
+    returns the next output index."""
     for c in range(N_INT):
         out_i[m, c] = istate[row, c]
+    if istate[row, I_INIT_A] == 0:  # the initiator is endpoint b: swap the endpoints' words and ports
+        out_i[m, I_KEY] = istate[row, I_KEY + 2]
+        out_i[m, I_KEY + 1] = istate[row, I_KEY + 3]
+        out_i[m, I_KEY + 2] = istate[row, I_KEY]
+        out_i[m, I_KEY + 3] = istate[row, I_KEY + 1]
+        last = istate[row, I_KEY + 4]
+        out_i[m, I_KEY + 4] = (last & _ABOVE_PORTS) | ((last & 0xFFFF) << 16) | ((last >> 16) & 0xFFFF)
     for c in range(N_FLOAT):
         out_f[m, c] = fstate[row, c]
     for d in range(3):
@@ -413,9 +422,11 @@ def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-@kernel("Tuple((i8[:, ::1], f8[:, ::1]))(ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
-def _in_start_order(out_i: np.ndarray, out_f: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
+@kernel("Tuple((i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[:, ::1]))(ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
+def _in_start_order(out_i: np.ndarray, out_f: np.ndarray,
+                    m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation: the int and float
+    columns, and the source and destination addresses as two words each (the bytes of FlowBatch's addresses)."""
     by_seq = np.argsort(out_i[:m, I_SEQ])
     first = out_i[:m, I_FIRST][by_seq]
     order = by_seq
@@ -423,7 +434,15 @@ def _in_start_order(out_i: np.ndarray, out_f: np.ndarray, m: int) -> tuple[np.nd
         if first[j] < first[j - 1]:  # flows created out of time order (rare: the capture's clock stepped back)
             order = by_seq[np.argsort(first, kind="mergesort")]  # stable: ties keep creation order
             break
-    return _gather(out_i, order), _gather(out_f, order)
+    src = np.empty((m, 2), np.int64)
+    dst = np.empty((m, 2), np.int64)
+    for j in range(m):
+        r = order[j]
+        src[j, 0] = out_i[r, I_KEY]
+        src[j, 1] = out_i[r, I_KEY + 1]
+        dst[j, 0] = out_i[r, I_KEY + 2]
+        dst[j, 1] = out_i[r, I_KEY + 3]
+    return _gather(out_i, order), _gather(out_f, order), src, dst
 
 
 @kernel("none(ro(i8[:, ::1]), i8[:, ::1])")
@@ -446,11 +465,6 @@ def _power_of_two(n: int) -> int:
 def _words(addresses: np.ndarray) -> np.ndarray:
     """16-byte addresses (n, 16) as two int64 words each (n, 2), without copying."""
     return np.ascontiguousarray(addresses).view(np.int64)
-
-
-def _addresses(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_words`."""
-    return np.stack([first, second], axis=1).view(np.uint8)
 
 
 class FlowMeter:
@@ -534,27 +548,25 @@ class FlowMeter:
         return self._batch(m)
 
     def _batch(self, m: int) -> FlowBatch:
-        ints, floats = _in_start_order(self._out_i, self._out_f, m)
-        keys = ints[I_KEY:I_KEY + 5]
-        init_a = ints[I_INIT_A] == 1
-        side_a, side_b = _addresses(keys[0], keys[1]), _addresses(keys[2], keys[3])
-        port_a, port_b = (keys[4] >> 16) & 0xFFFF, keys[4] & 0xFFFF
+        ints, floats, src, dst = _in_start_order(self._out_i, self._out_f, m)
+        ports = ints[I_KEY + 4]  # source port, then destination port, in the low 32 bits
+        # counters are never negative: their int64 rows are handed out as uint64 without a copy
         return FlowBatch(
             first_ts_ns=ints[I_FIRST],
             last_ts_ns=ints[I_LAST],
             vlan=ints[I_VLAN].astype(np.uint16),
             ip_version=ints[I_VERSION].astype(np.uint8),
             protocol=ints[I_PROTO].astype(np.uint8),
-            src_ip=np.where(init_a[:, None], side_a, side_b),
-            dst_ip=np.where(init_a[:, None], side_b, side_a),
-            src_port=np.where(init_a, port_a, port_b).astype(np.uint16),
-            dst_port=np.where(init_a, port_b, port_a).astype(np.uint16),
-            packets_fwd=ints[I_PACKETS].astype(np.uint64),
-            packets_bwd=ints[I_PACKETS + 1].astype(np.uint64),
-            bytes_fwd=ints[I_BYTES].astype(np.uint64),
-            bytes_bwd=ints[I_BYTES + 1].astype(np.uint64),
-            payload_bytes_fwd=ints[I_PAYLOAD].astype(np.uint64),
-            payload_bytes_bwd=ints[I_PAYLOAD + 1].astype(np.uint64),
+            src_ip=src.view(np.uint8),
+            dst_ip=dst.view(np.uint8),
+            src_port=((ports >> 16) & 0xFFFF).astype(np.uint16),
+            dst_port=(ports & 0xFFFF).astype(np.uint16),
+            packets_fwd=ints[I_PACKETS].view(np.uint64),
+            packets_bwd=ints[I_PACKETS + 1].view(np.uint64),
+            bytes_fwd=ints[I_BYTES].view(np.uint64),
+            bytes_bwd=ints[I_BYTES + 1].view(np.uint64),
+            payload_bytes_fwd=ints[I_PAYLOAD].view(np.uint64),
+            payload_bytes_bwd=ints[I_PAYLOAD + 1].view(np.uint64),
             tcp_flags_fwd=ints[I_FLAGS].astype(np.uint8),
             tcp_flags_bwd=ints[I_FLAGS + 1].astype(np.uint8),
             end_reason=ints[I_REASON].astype(np.uint8),
