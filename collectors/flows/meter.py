@@ -410,15 +410,11 @@ def expire_all(istate: np.ndarray, fstate: np.ndarray, table: np.ndarray,
 @kernel(inline=True)
 def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The rows ``order`` of ``source`` as columns (one contiguous array per field, as FlowBatch hands them out)."""
-    n = order.shape[0]
-    out = np.empty((source.shape[1], n), source.dtype)
-    # eight rows at a time: each output cache line is written whole while those rows are still in cache (row by
-    # row, every store went to another line, column by column every load)
-    for block in range(0, n, 8):
-        end = min(block + 8, n)
+    out = np.empty((order.shape[0], source.shape[1]), source.dtype)
+    for j in range(order.shape[0]):
+        r = order[j]
         for c in range(source.shape[1]):
-            for j in range(block, end):
-                out[c, j] = source[order[j], c]
+            out[j, c] = source[r, c]
     return out
 
 
@@ -548,7 +544,8 @@ class FlowMeter:
         return self._batch(m)
 
     def _batch(self, m: int) -> FlowBatch:
-        ints, floats, src, dst = _in_start_order(self._out_i, self._out_f, m)
+        rows_i, rows_f, src, dst = _in_start_order(self._out_i, self._out_f, m)
+        ints, floats = rows_i.T, rows_f.T  # a field of every flow: a strided view, not a copy
         ports = ints[I_KEY + 4]  # source port, then destination port, in the low 32 bits
         # counters are never negative: their int64 rows are handed out as uint64 without a copy
         return FlowBatch(
