@@ -5,7 +5,7 @@ Directions: ``fwd`` is initiator → responder (the ``src`` of the flow), ``bwd`
 Sizes are frame lengths on the wire (``frame.len``); times are integer nanoseconds. Statistics over fewer than
 two values are 0 (std is the sample standard deviation, n − 1, as in nfstream and CICFlowMeter). Inter-arrival
 times follow capture order, so a capture whose clock steps back gives negative ones. Every feature is int64 or
-float64: the fast meter hands out rows of its output matrices without copying them.
+float64: the fast meter hands out columns of its output matrices (one row per flow) as views, without copying them.
 """
 
 from __future__ import annotations
