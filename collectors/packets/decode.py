@@ -48,8 +48,15 @@ _FIRST_FRAGMENT = np.uint8(IpFlag.FIRST_FRAGMENT)
 
 
 @kernel(inline=True)
+def _u8(buf: np.ndarray, pos: int) -> int:
+    """The byte at ``pos``, indexed unsigned (as ``formats._u8``, whose docstring says why; kernels call only
+    kernels of their own module)."""
+    return np.int64(buf[np.uint64(pos)])
+
+
+@kernel(inline=True)
 def _be16(buf: np.ndarray, pos: int) -> int:
-    return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+    return (_u8(buf, pos) << 8) | _u8(buf, pos + 1)
 
 
 @kernel(inline=True)
@@ -73,13 +80,15 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
                 vlan = _be16(buf, pos) & 0x0FFF
             ethertype = _be16(buf, pos + 2)
             pos += 4
-        if ethertype <= 1500 and pos + 8 <= end and buf[pos] == 0xAA and buf[pos + 1] == 0xAA and buf[pos + 2] == 3:
+        if ethertype <= 1500 and pos + 8 <= end and _u8(buf, pos) == 0xAA and _u8(buf, pos + 1) == 0xAA and (
+            _u8(buf, pos + 2) == 3
+        ):
             # 802.3 length instead of a type, then 802.2 LLC with a SNAP header: the type follows the OUI
             ethertype = _be16(buf, pos + 6)
             pos += 8
         elif ethertype == ETHERTYPE_PPPOE_SESSION and pos + 8 <= end:
             # PPPoE session header (6 bytes), then the PPP protocol number: one byte when compressed (odd first byte)
-            first = np.int64(buf[pos + 6])
+            first = _u8(buf, pos + 6)
             ppp, pos = (first, pos + 7) if first & 1 else (_be16(buf, pos + 6), pos + 8)
             if ppp == 0x21:
                 return _OK, ETHERTYPE_IPV4, pos, vlan
@@ -88,12 +97,12 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
         elif ethertype == ETHERTYPE_MPLS or ethertype == ETHERTYPE_MPLS_MULTICAST:
             # a label stack (4 bytes a label, the last with its bottom-of-stack bit), then IP told by its version
             while pos + 4 <= end:
-                bottom = buf[pos + 2] & 1
+                bottom = _u8(buf, pos + 2) & 1
                 pos += 4
                 if bottom:
-                    if pos < end and buf[pos] >> 4 == 4:
+                    if pos < end and _u8(buf, pos) >> 4 == 4:
                         return _OK, ETHERTYPE_IPV4, pos, vlan
-                    if pos < end and buf[pos] >> 4 == 6:
+                    if pos < end and _u8(buf, pos) >> 4 == 6:
                         return _OK, ETHERTYPE_IPV6, pos, vlan
                     break
         return _OK, ethertype, pos, vlan
@@ -109,7 +118,7 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
         if start + 4 > end:
             return _TRUNCATED, 0, start, 0
         # the address family is in the capturing host's byte order; the values are small either way
-        family = np.int64(buf[start]) | np.int64(buf[start + 3])
+        family = _u8(buf, start) | _u8(buf, start + 3)
         if family == 2:
             return _OK, ETHERTYPE_IPV4, start + 4, 0
         if family == 24 or family == 28 or family == 30:
@@ -120,7 +129,7 @@ def _link_layer(buf: np.ndarray, start: int, end: int, linktype: int) -> tuple[i
     ):
         if start >= end:
             return _TRUNCATED, 0, start, 0
-        version = buf[start] >> 4
+        version = _u8(buf, start) >> 4
         if version == 4:
             return _OK, ETHERTYPE_IPV4, start, 0
         if version == 6:
@@ -197,11 +206,11 @@ def _transport(buf: np.ndarray, pos: int, l4_end: int, captured_end: int,
     if protocol == 6:
         if pos + 20 > captured_end:
             return _TRUNCATED, 0, 0, 0, 0, -1, 0, 0
-        header = (np.int64(buf[pos + 12]) >> 4) * 4
+        header = (_u8(buf, pos + 12) >> 4) * 4
         if header < 20:
-            return _MALFORMED, _be16(buf, pos), _be16(buf, pos + 2), np.int64(buf[pos + 13]), _be16(buf, pos + 14), (
+            return _MALFORMED, _be16(buf, pos), _be16(buf, pos + 2), _u8(buf, pos + 13), _be16(buf, pos + 14), (
                 _be32(buf, pos + 4)), 0, 0
-        return _OK, _be16(buf, pos), _be16(buf, pos + 2), np.int64(buf[pos + 13]), _be16(buf, pos + 14), (
+        return _OK, _be16(buf, pos), _be16(buf, pos + 2), _u8(buf, pos + 13), _be16(buf, pos + 14), (
             _be32(buf, pos + 4)), pos + header, max(0, l4_end - pos - header)
     if protocol == 17:
         if pos + 8 > captured_end:
@@ -211,7 +220,7 @@ def _transport(buf: np.ndarray, pos: int, l4_end: int, captured_end: int,
         if pos + 4 > captured_end:
             return _TRUNCATED, 0, 0, 0, 0, -1, 0, 0
         # type and code in the port columns
-        return _OK, np.int64(buf[pos]), np.int64(buf[pos + 1]), 0, 0, -1, pos + 4, max(0, l4_end - pos - 4)
+        return _OK, _u8(buf, pos), _u8(buf, pos + 1), 0, 0, -1, pos + 4, max(0, l4_end - pos - 4)
     return _OK, 0, 0, 0, 0, -1, pos, max(0, l4_end - pos)
 
 
@@ -273,10 +282,10 @@ def decode_frames(
             if pos + 20 > end:
                 status[i] = _TRUNCATED
                 continue
-            if buf[pos] >> 4 != 4:
+            if _u8(buf, pos) >> 4 != 4:
                 status[i] = _MALFORMED
                 continue
-            header = (buf[pos] & 0x0F) * 4
+            header = (_u8(buf, pos) & 0x0F) * 4
             total = _be16(buf, pos + 2)
             if total == 0:  # TCP segmentation offload on the capturing host: the length was never filled in
                 total = end - pos
@@ -289,9 +298,9 @@ def decode_frames(
             dst_ip[i, 10] = 0xFF
             dst_ip[i, 11] = 0xFF
             for b in range(4):
-                src_ip[i, 12 + b] = buf[pos + 12 + b]
-                dst_ip[i, 12 + b] = buf[pos + 16 + b]
-            proto = np.int64(buf[pos + 9])
+                src_ip[i, 12 + b] = _u8(buf, pos + 12 + b)
+                dst_ip[i, 12 + b] = _u8(buf, pos + 16 + b)
+            proto = _u8(buf, pos + 9)
             protocol[i] = proto
             fragment = _be16(buf, pos + 6)
             more_fragments = fragment & 0x2000
@@ -311,15 +320,15 @@ def decode_frames(
             if pos + 40 > end:
                 status[i] = _TRUNCATED
                 continue
-            if buf[pos] >> 4 != 6:
+            if _u8(buf, pos) >> 4 != 6:
                 status[i] = _MALFORMED
                 continue
             ip_version[i] = 6
             for b in range(16):
-                src_ip[i, b] = buf[pos + 8 + b]
-                dst_ip[i, b] = buf[pos + 24 + b]
+                src_ip[i, b] = _u8(buf, pos + 8 + b)
+                dst_ip[i, b] = _u8(buf, pos + 24 + b)
             l4_end = pos + 40 + _be16(buf, pos + 4)
-            next_header = np.int64(buf[pos + 6])
+            next_header = _u8(buf, pos + 6)
             cursor = pos + 40
             later_fragment = False
             truncated = False
@@ -336,18 +345,18 @@ def decode_frames(
                     offset = frag >> 3
                     if more or offset:
                         ip_flags[i] = _FRAGMENT | (_FIRST_FRAGMENT if offset == 0 else np.uint8(0))
-                    next_header = np.int64(buf[cursor])
+                    next_header = _u8(buf, cursor)
                     cursor += 8
                     if offset:
                         later_fragment = True
                         break
                 elif next_header == 51:
-                    length = (np.int64(buf[cursor + 1]) + 2) * 4
-                    next_header = np.int64(buf[cursor])
+                    length = (_u8(buf, cursor + 1) + 2) * 4
+                    next_header = _u8(buf, cursor)
                     cursor += length
                 else:
-                    length = (np.int64(buf[cursor + 1]) + 1) * 8
-                    next_header = np.int64(buf[cursor])
+                    length = (_u8(buf, cursor + 1) + 1) * 8
+                    next_header = _u8(buf, cursor)
                     cursor += length
             protocol[i] = next_header
             if truncated:
