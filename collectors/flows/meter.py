@@ -150,8 +150,8 @@ def _on_expire(row: int, reason: int, istate: np.ndarray, fstate: np.ndarray,
         out_i[m, I_KEY + 1] = istate[row, I_KEY + 3]
         out_i[m, I_KEY + 2] = istate[row, I_KEY]
         out_i[m, I_KEY + 3] = istate[row, I_KEY + 1]
-        last = istate[row, I_KEY + 4]
-        out_i[m, I_KEY + 4] = (last & _ABOVE_PORTS) | ((last & 0xFFFF) << 16) | ((last >> 16) & 0xFFFF)
+        word = istate[row, I_KEY + 4]
+        out_i[m, I_KEY + 4] = (word & _ABOVE_PORTS) | ((word & 0xFFFF) << 16) | ((word >> 16) & 0xFFFF)
     for c in range(N_FLOAT):
         out_f[m, c] = fstate[row, c]
     for d in range(3):
