@@ -419,11 +419,9 @@ def _gather(source: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-@kernel("Tuple((i8[:, ::1], f8[:, ::1], i8[:, ::1], i8[:, ::1]))(ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
-def _in_start_order(out_i: np.ndarray, out_f: np.ndarray,
-                    m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation: the int and float
-    columns, and the source and destination addresses as two words each (the bytes of FlowBatch's addresses)."""
+@kernel("Tuple((i8[:, ::1], f8[:, ::1]))(ro(i8[:, ::1]), ro(f8[:, ::1]), i8)")
+def _in_start_order(out_i: np.ndarray, out_f: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the first ``m`` expired flows, ordered by first packet time, then by creation."""
     by_seq = np.argsort(out_i[:m, I_SEQ])
     first = out_i[:m, I_FIRST][by_seq]
     order = by_seq
@@ -431,15 +429,7 @@ def _in_start_order(out_i: np.ndarray, out_f: np.ndarray,
         if first[j] < first[j - 1]:  # flows created out of time order (rare: the capture's clock stepped back)
             order = by_seq[np.argsort(first, kind="mergesort")]  # stable: ties keep creation order
             break
-    src = np.empty((m, 2), np.int64)
-    dst = np.empty((m, 2), np.int64)
-    for j in range(m):
-        r = order[j]
-        src[j, 0] = out_i[r, I_KEY]
-        src[j, 1] = out_i[r, I_KEY + 1]
-        dst[j, 0] = out_i[r, I_KEY + 2]
-        dst[j, 1] = out_i[r, I_KEY + 3]
-    return _gather(out_i, order), _gather(out_f, order), src, dst
+    return _gather(out_i, order), _gather(out_f, order)
 
 
 @kernel("none(ro(i8[:, ::1]), i8[:, ::1])")
@@ -545,8 +535,10 @@ class FlowMeter:
         return self._batch(m)
 
     def _batch(self, m: int) -> FlowBatch:
-        rows_i, rows_f, src, dst = _in_start_order(self._out_i, self._out_f, m)
+        rows_i, rows_f = _in_start_order(self._out_i, self._out_f, m)
         ints, floats = rows_i.T, rows_f.T  # a field of every flow: a strided view, not a copy
+        # the key's first four words are the source's and the destination's address bytes (turned on expiry)
+        src_ip, dst_ip = rows_i[:, I_KEY:I_KEY + 2].view(np.uint8), rows_i[:, I_KEY + 2:I_KEY + 4].view(np.uint8)
         ports = ints[I_KEY + 4]  # source port, then destination port, in the low 32 bits
         # counters are never negative: their int64 rows are handed out as uint64 without a copy
         return FlowBatch(
@@ -555,8 +547,8 @@ class FlowMeter:
             vlan=ints[I_VLAN].astype(np.uint16),
             ip_version=ints[I_VERSION].astype(np.uint8),
             protocol=ints[I_PROTO].astype(np.uint8),
-            src_ip=src.view(np.uint8),
-            dst_ip=dst.view(np.uint8),
+            src_ip=src_ip,
+            dst_ip=dst_ip,
             src_port=((ports >> 16) & 0xFFFF).astype(np.uint16),
             dst_port=(ports & 0xFFFF).astype(np.uint16),
             packets_fwd=ints[I_PACKETS].view(np.uint64),
