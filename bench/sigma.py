@@ -28,7 +28,7 @@ from collectors.logs.evtx import iter_evtx_events  # noqa: E402
 from detectors.sigma import RuleSet, SigmaEngine  # noqa: E402
 from detectors.sigma.compile import CompiledRule  # noqa: E402
 from detectors.sigma.index import RuleIndex  # noqa: E402
-from soc.model import Event  # noqa: E402
+from soc.core.model import Event  # noqa: E402
 
 SHARED = ROOT / ".." / "shared"
 ZIRCOLITE_MEASURED = 1200.0  # events/s, Zircolite 3.7 with its unified database, as measured for the issue

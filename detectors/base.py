@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from soc.model import Alert, FlowBatch, PacketBatch
+from soc.core.model import Alert, FlowBatch, PacketBatch
 
 
 class FlowDetector(ABC):

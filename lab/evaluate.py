@@ -26,12 +26,12 @@ from detectors.anomaly.detector import AnomalyDetector
 from detectors.anomaly.features import HOST_COLUMNS, flow_matrix, host_windows
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.train import concat_flows
-from detectors.network.windows import flow_columns
+from detectors.network.timewindows import flow_columns
 from lab.labels import AttackLabel, CaptureLabels
 from lab.replay import LabReplay, with_small_batches
 from lab.traffic import flow_key
-from soc.config import Settings
-from soc.model import Alert, FlowBatch, get_field, ip_to_str
+from soc.core.config import Settings
+from soc.core.model import Alert, FlowBatch, get_field, ip_to_str
 from soc.store.sqlite import SqliteStore
 
 _NS = 1_000_000_000

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from soc.errors import SocError
+from soc.core.errors import SocError
 
 
 class LabelError(SocError):

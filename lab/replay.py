@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collectors.flows import FlowMeter
-from soc.config import Settings
-from soc.model import Alert, FlowBatch, PacketBatch
+from soc.core.config import Settings
+from soc.core.model import Alert, FlowBatch, PacketBatch
 from soc.pipeline import Replay
 from soc.sink import AlertSink
 from soc.store.base import AlertStore

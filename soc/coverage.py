@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from soc.config import Settings
-from soc.model import Event, FlowBatch, get_field, ip_to_str, ns_to_iso
+from soc.core.config import Settings
+from soc.core.model import Event, FlowBatch, get_field, ip_to_str, ns_to_iso
 from soc.store.base import AlertStore
 
 KIND = "coverage"

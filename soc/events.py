@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from detectors.sigma import SigmaEngine
-from soc.config import Settings
+from soc.core.config import Settings
+from soc.core.model import Event
 from soc.coverage import CoverageTracker
-from soc.model import Event
 from soc.sink import AlertSink
 
 BATCH = 2000

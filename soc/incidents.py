@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from soc.audit import AuditLog
-from soc.config import Settings
-from soc.errors import SocError
-from soc.model import Alert, iso_now
+from soc.core.config import Settings
+from soc.core.errors import SocError
+from soc.core.model import Alert, iso_now
 from soc.store.base import AlertQuery, AlertStore
 from soc.triage import Triage
 

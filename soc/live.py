@@ -17,8 +17,8 @@ from pathlib import Path
 
 from collectors.logs import LogsConfig, Source, SyslogSource
 from collectors.packets.live import DropCounters, RingCapture, RingFollower
-from soc.config import Settings
-from soc.errors import CaptureError
+from soc.core.config import Settings
+from soc.core.errors import CaptureError
 from soc.pipeline import Replay, ReplayReport
 from soc.store import AlertStore
 

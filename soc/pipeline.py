@@ -29,10 +29,10 @@ from detectors.network import (
     LateralMovementDetector,
     PortScanDetector,
 )
-from soc.config import Settings
-from soc.errors import CaptureError
+from soc.core.config import Settings
+from soc.core.errors import CaptureError
+from soc.core.model import Alert, FlowBatch
 from soc.events import EventPipeline
-from soc.model import Alert, FlowBatch
 from soc.sink import AlertSink
 from soc.store import AlertStore
 

@@ -21,8 +21,8 @@ from detectors.sigma import RuleSet, SigmaEngine
 from detectors.sigma.compile import CompiledRule
 from detectors.sigma.pipelines import get_pipeline
 from soc.alerts.handling import AlertHandler
-from soc.config import ScheduledSigma, Settings
-from soc.model import Alert
+from soc.core.config import ScheduledSigma, Settings
+from soc.core.model import Alert
 from soc.store.elasticsearch import ElasticsearchStore
 
 MAX_EVENT_IDS = 1000  # distinct event ids an alert remembers; past that its count is a lower bound

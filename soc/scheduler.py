@@ -16,8 +16,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from soc.audit import AuditLog
-from soc.config import Settings
-from soc.model import iso_now
+from soc.core.config import Settings
+from soc.core.model import iso_now
 from soc.store.base import AlertQuery, AlertStore
 
 REPORT_KIND = "monitoring_report"

@@ -4,8 +4,8 @@ playbooks that start on new alerts. Shared by the packet pipeline and the event 
 from __future__ import annotations
 
 from soc.alerts.handling import AlertHandler
-from soc.config import Settings
-from soc.model import Alert
+from soc.core.config import Settings
+from soc.core.model import Alert
 from soc.response import PlaybookEngine, load_playbooks
 from soc.store import AlertStore
 

@@ -14,8 +14,8 @@ from typing import Any
 from soc.alerts.suppression import KIND as SUPPRESSION_KIND
 from soc.alerts.suppression import Suppression
 from soc.audit import AuditLog
-from soc.errors import SocError
-from soc.model import Alert, AlertStatus, Verdict, iso_now
+from soc.core.errors import SocError
+from soc.core.model import Alert, AlertStatus, Verdict, iso_now
 from soc.store.base import AlertStore
 
 _FORWARD: dict[AlertStatus, set[AlertStatus]] = {

@@ -12,8 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from soc.config import ElasticsearchSettings, StoreSettings
-from soc.model import Alert, Rule, Severity, Technique
+from soc.core.config import ElasticsearchSettings, StoreSettings
+from soc.core.model import Alert, Rule, Severity, Technique
 from soc.store import AlertStore, open_store
 
 REPO = Path(__file__).resolve().parents[1]

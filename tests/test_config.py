@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from soc.config import load_settings
-from soc.errors import ConfigError
+from soc.core.config import load_settings
+from soc.core.errors import ConfigError
 
 from .conftest import REPO
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from soc.config import Settings
+from soc.core.config import Settings
 from soc.coverage import coverage_of
 from soc.events import EventPipeline
 from soc.pipeline import Replay

@@ -1,4 +1,4 @@
-"""Kernels compiled ahead of time (soc.kernels): built once, loaded without numba, rebuilt when their sources
+"""Kernels compiled ahead of time (soc.core.kernels): built once, loaded without numba, rebuilt when their sources
 change, their signatures enforced, and numba's JIT as the fallback giving the same results."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from soc.kernels import KERNEL_MODULES
+from soc.core.kernels import KERNEL_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
 ATTACKS = REPO.parent / "shared" / "pcaps" / "attacks"
 
 TOY = '''
 import numpy as np
-from soc.kernels import kernel
+from soc.core.kernels import kernel
 
 SCALE = {scale}
 
@@ -168,7 +168,7 @@ def test_the_packet_path_modules_import_without_numba(module: str) -> None:
 def test_build_command_builds_once_and_names_what_it_cannot_build(tmp_path: Path) -> None:
     (tmp_path / "toy_kernels.py").write_text(TOY.format(scale=3))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    command = [sys.executable, "-m", "soc.kernels", "toy_kernels", "--output", str(tmp_path / "cache")]
+    command = [sys.executable, "-m", "soc.core.kernels", "toy_kernels", "--output", str(tmp_path / "cache")]
     built = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=True)
     path = Path(built.stdout.strip())
     assert path.exists() and path.parent == tmp_path / "cache"

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collectors.packets import CaptureReader
-from soc.errors import CaptureError
-from soc.model import DecodeStatus, ip_to_str
+from soc.core.errors import CaptureError
+from soc.core.model import DecodeStatus, ip_to_str
 
 from .conftest import ATTACKS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from soc.config import Settings
+from soc.core.config import Settings
 from soc.pipeline import Replay
 from soc.store.sqlite import SqliteStore
 

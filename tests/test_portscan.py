@@ -9,7 +9,7 @@ import pytest
 from collectors.flows import ReferenceFlowMeter
 from collectors.packets import CaptureReader
 from detectors.network import PortScanDetector, PortScanSettings
-from soc.model import Alert, Severity
+from soc.core.model import Alert, Severity
 
 from .conftest import ATTACKS
 

@@ -18,10 +18,10 @@ from aiosmtpd.controller import Controller
 from soc.alerts.handling import AlertHandler
 from soc.audit import AuditLog
 from soc.audit.export import export_history
-from soc.config import Settings
-from soc.errors import SocError
+from soc.core.config import Settings
+from soc.core.errors import SocError
+from soc.core.model import Alert, AlertStatus, Rule, Severity
 from soc.incidents import Incidents
-from soc.model import Alert, AlertStatus, Rule, Severity
 from soc.pipeline import Replay
 from soc.response import PlaybookEngine, PlaybookError, load_playbooks
 from soc.response.playbook import load_playbook
@@ -274,7 +274,7 @@ def test_closed_alerts_stay_closed_when_detected_again(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     store = SqliteStore(tmp_path / "soc.db")
     alert = replay_synscan(settings, store)
-    from soc.model import Verdict
+    from soc.core.model import Verdict
 
     Triage(store).close([alert.id], Verdict.FALSE_POSITIVE, "lan")
     replay_synscan(settings, store)

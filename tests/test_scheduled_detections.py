@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from soc.config import ElasticsearchSettings, ScheduledSigma, Settings
+from soc.core.config import ElasticsearchSettings, ScheduledSigma, Settings
 from soc.scheduled_detections import ScheduledDetections, build_queries
 from soc.store.elasticsearch import ElasticsearchStore
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from soc.config import ElasticsearchSettings
+from soc.core.config import ElasticsearchSettings
 from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.spool import DiskSpool, SpooledStore
 from soc.store.sqlite import SqliteStore

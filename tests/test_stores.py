@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from soc.config import ElasticsearchSettings
-from soc.model import AlertStatus, Severity
+from soc.core.config import ElasticsearchSettings
+from soc.core.model import AlertStatus, Severity
 from soc.store import AlertQuery, AlertStore
 
 from .conftest import make_alert

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from soc.audit import AuditLog
-from soc.model import AlertStatus, Verdict
+from soc.core.model import AlertStatus, Verdict
 from soc.store import AlertQuery, AlertStore
 from soc.triage import Triage
 

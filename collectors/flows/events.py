@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from soc.model import Event, FlowBatch, ip_to_str, ns_to_iso
+from soc.core.model import Event, FlowBatch, ip_to_str, ns_to_iso
 
 TRANSPORTS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 47: "gre", 50: "esp"}
 FLOW_LOGSOURCE = {"product": None, "category": "flow", "service": None}

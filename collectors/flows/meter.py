@@ -15,8 +15,8 @@ import numpy as np
 
 from collectors.flows.features import DIRECTIONS, FEATURE_NAMES, FIRST_PACKETS, TCP_FLAGS
 from collectors.flows.reference import DEFAULT_MAX_FLOWS
-from soc.kernels import kernel
-from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch
+from soc.core.kernels import kernel
+from soc.core.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch
 
 _NS = 1_000_000_000
 _OK = int(DecodeStatus.OK)
@@ -245,7 +245,7 @@ def _add(istate: np.ndarray, fstate: np.ndarray, row: int, d: int, count: int, s
          value: int) -> None:
     """One value into the running min/max/mean/M2 of series ``d``; ``count`` includes it.
 
-    Straight-line on purpose (the hot-loop rule of ``soc.kernels``): min and max start from sentinels, not from a
+    Straight-line on purpose (the hot-loop rule of ``soc.core.kernels``): min and max start from sentinels, not from a
     branch on the first value."""
     istate[row, size_col + d] = min(istate[row, size_col + d], value)
     istate[row, size_col + 3 + d] = max(istate[row, size_col + 3 + d], value)
@@ -353,7 +353,7 @@ def meter_batch(
             istate[row, I_KEY + 4] = k4
             istate[row, I_POS] = position
         # the update step, written out here: an inlined kernel taking the state arrays and branching would count
-        # references on them (the hot-loop rule of soc.kernels)
+        # references on them (the hot-loop rule of soc.core.kernels)
         d = 0 if (forward_key == (istate[row, I_INIT_A] == 1)) else 1
         length = np.int64(wirelen[i])
         payload = np.int64(payload_len[i])

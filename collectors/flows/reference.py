@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collectors.flows.features import FEATURES, FIRST_PACKETS, TCP_FLAGS, empty_features
-from soc.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch, TcpFlag
+from soc.core.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch, TcpFlag
 
 _NS = 1_000_000_000
 _FIN_OR_RST = int(TcpFlag.FIN | TcpFlag.RST)

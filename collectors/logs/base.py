@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from soc.errors import SocError
-from soc.model import Event
+from soc.core.errors import SocError
+from soc.core.model import Event
 
 log = logging.getLogger("collectors.logs")
 

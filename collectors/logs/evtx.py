@@ -19,7 +19,7 @@ import evtx
 
 from collectors.logs.base import Diagnostics, Malformed, Source, logsource
 from collectors.logs.checkpoint import CheckpointStore
-from soc.model import Event
+from soc.core.model import Event
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from collectors.logs.base import Diagnostics, Source
 from collectors.logs.evtx import EvtxSource
 from collectors.logs.parsers import PARSERS
 from collectors.logs.tail import CheckpointStore, FileSource
-from soc.model import Event
+from soc.core.model import Event
 
 EVTX_MAGIC = b"ElfFile\x00"
 OUTPUT_KEY = "__output__"

@@ -26,7 +26,7 @@ from typing import Any
 from collectors.logs.base import MAX_MESSAGE_BYTES, CollectorError, Diagnostics, Malformed, Source
 from collectors.logs.parsers import get_parser
 from collectors.logs.reader import LineProcessor, LineSplitter
-from soc.model import Event
+from soc.core.model import Event
 
 Message = tuple[bytes, Any]  # the raw message and its sender (address tuple, or a name)
 

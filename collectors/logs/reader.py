@@ -17,7 +17,7 @@ from typing import Protocol
 
 from collectors.logs.base import MAX_MESSAGE_BYTES, Diagnostics, Malformed, ParseError, SkipLine, decode_line
 from collectors.logs.parsers import LineParser
-from soc.model import Event
+from soc.core.model import Event
 
 CHUNK = 1 << 20
 

@@ -23,7 +23,7 @@ from collectors.logs.base import _END, MAX_MESSAGE_BYTES, Diagnostics, Malformed
 from collectors.logs.checkpoint import CheckpointStore
 from collectors.logs.parsers import LineParser, get_parser, sniff_format
 from collectors.logs.reader import CHUNK, LineProcessor, LineSplitter
-from soc.model import Event
+from soc.core.model import Event
 
 
 @dataclass(slots=True)

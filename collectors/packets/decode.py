@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from soc.kernels import kernel, prefetch
-from soc.model import DecodeStatus, IpFlag
+from soc.core.kernels import kernel, prefetch
+from soc.core.model import DecodeStatus, IpFlag
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -268,7 +268,7 @@ def decode_frames(
             etype = _be16(buf, start + 12)
         if etype == ETHERTYPE_IPV4 or etype == ETHERTYPE_IPV6:
             # the common frame, decided here: _link_layer takes the buffer and branches, so a call costs a
-            # reference count on the buffer (the hot-loop rule of soc.kernels)
+            # reference count on the buffer (the hot-loop rule of soc.core.kernels)
             code, pos, tag = _OK, start + 14, 0
         else:
             code, etype, pos, tag = _link_layer(buf, start, end, linktype)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soc.kernels import kernel, prefetch
+from soc.core.kernels import kernel, prefetch
 
 # Why an indexer stopped.
 STOP_END = 0  # clean end of file

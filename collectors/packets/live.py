@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soc.errors import CaptureError
+from soc.core.errors import CaptureError
 
 # dumpcap names ring files PREFIX_NNNNN_YYYYMMDDhhmmss.pcapng; the sequence restarts at 1 with every run
 _RING_NAME = re.compile(r"_(\d{5,})_(\d{14})\.pcapng$")

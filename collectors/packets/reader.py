@@ -17,8 +17,8 @@ import numpy as np
 
 from collectors.packets import formats
 from collectors.packets.decode import Frames, allocate_frames, decode_frames
-from soc.errors import CaptureError
-from soc.model import DecodeStatus, PacketBatch
+from soc.core.errors import CaptureError
+from soc.core.model import DecodeStatus, PacketBatch
 
 _PCAP_MAGIC = {
     # magic as read little-endian -> (swapped, nanoseconds)

@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from soc.errors import SocError
-from soc.model import Event, PacketBatch, ip_to_str, ns_to_iso
+from soc.core.errors import SocError
+from soc.core.model import Event, PacketBatch, ip_to_str, ns_to_iso
 
 log = logging.getLogger("collectors.protocols")
 

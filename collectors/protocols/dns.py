@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from collectors.protocols.base import BatchView, Incomplete, Malformed, Packet, ProtocolParser, register
-from soc.model import Event
+from soc.core.model import Event
 
 PORT = 53
 MAX_NAME = 255  # RFC 1035 2.3.4: longer is malformed, and it bounds the work per name

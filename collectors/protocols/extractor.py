@@ -36,8 +36,8 @@ from collectors.protocols.base import (
     ProtocolParser,
     log,
 )
-from soc.errors import ConfigError
-from soc.model import DecodeStatus, Event, IpFlag, PacketBatch
+from soc.core.errors import ConfigError
+from soc.core.model import DecodeStatus, Event, IpFlag, PacketBatch
 
 _HEAD_RANGE = np.arange(HEAD_BYTES, dtype=np.int64)
 MAX_SEEN_SEGMENTS = 65536  # (connection, sequence number) of recent TCP messages, to skip retransmissions
@@ -172,7 +172,7 @@ def extract_file(path: str | os.PathLike[str], chunk_packets: int = 65536,
                  extractor: ProtocolExtractor | None = None) -> Iterator[Event]:
     """Every protocol event of one capture file. A capture damaged part way is read up to the damage, which
     ``extractor.stats.capture_error`` then names (file and byte offset); one that cannot be opened raises
-    :class:`soc.errors.CaptureError`."""
+    :class:`soc.core.errors.CaptureError`."""
     extractor = extractor or ProtocolExtractor(source=path)
     reader = CaptureReader(path, chunk_packets=chunk_packets)
     for batch in reader:

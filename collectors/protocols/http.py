@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from collectors.protocols.base import BatchView, Malformed, Packet, ProtocolParser, register
-from soc.model import Event
+from soc.core.model import Event
 
 # first four bytes of a message, big-endian: the methods of RFC 9110 and WebDAV, and a response's "HTTP"
 _TOKENS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"CONN", b"PATC", b"TRAC", b"PROP", b"MKCO",

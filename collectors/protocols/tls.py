@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from collectors.protocols.base import BatchView, Malformed, Packet, ProtocolParser, register
-from soc.model import Event
+from soc.core.model import Event
 
 EXT_SERVER_NAME = 0x0000
 EXT_SUPPORTED_GROUPS = 0x000A

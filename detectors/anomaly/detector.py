@@ -13,7 +13,7 @@ import numpy as np
 from detectors.anomaly.features import FLOW_FEATURES, HOST_COLUMNS, HOST_FEATURES, flow_matrix, host_windows
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.settings import AnomalySettings
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     SAMPLE,
     Columns,
     Finding,
@@ -23,7 +23,7 @@ from detectors.network.windows import (
     sample_flows,
     sorted_ips,
 )
-from soc.model import FlowBatch, Rule, Severity, ip_to_str
+from soc.core.model import FlowBatch, Rule, Severity, ip_to_str
 
 RULE = Rule(
     id="soc-anomaly",

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from detectors.network.windows import NS, group_rows, ip_words
-from soc.model import FlowBatch, TcpFlag
+from detectors.network.timewindows import NS, group_rows, ip_words
+from soc.core.model import FlowBatch, TcpFlag
 
 FEATURE_SET_VERSION = "flow-host-v1"
 

@@ -19,8 +19,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler
 
 from detectors.anomaly.features import FEATURE_SET_VERSION, FLOW_FEATURES, HOST_FEATURES, flow_matrix, host_windows
-from soc.errors import SocError
-from soc.model import FlowBatch
+from soc.core.errors import SocError
+from soc.core.model import FlowBatch
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 _EPS = 1e-6

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from detectors.base import FlowDetector
-from detectors.network.windows import WindowSettings
+from detectors.network.timewindows import WindowSettings
 
 
 class AnomalySettings(WindowSettings):

@@ -18,8 +18,8 @@ from collectors.packets import CaptureReader
 from detectors.anomaly.features import HOST_COLUMNS
 from detectors.anomaly.model import AnomalyModel, ModelError
 from detectors.anomaly.settings import AnomalySettings
-from detectors.network.windows import flow_columns
-from soc.model import FlowBatch
+from detectors.network.timewindows import flow_columns
+from soc.core.model import FlowBatch
 
 log = logging.getLogger("detectors.anomaly")
 RETRAIN_JOB_ID = "soc-anomaly-retrain"

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from detectors.base import PacketDetector
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     NS,
     Columns,
     Finding,
@@ -25,8 +25,8 @@ from detectors.network.windows import (
     ip_words,
     sample_flows,
 )
-from soc.kernels import kernel
-from soc.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.kernels import kernel
+from soc.core.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
 
 RULE = Rule(
     id="soc-net-admin-share",

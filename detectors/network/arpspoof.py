@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from detectors.base import PacketDetector
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     NS,
     SAMPLE,
     Columns,
@@ -28,7 +28,7 @@ from detectors.network.windows import (
     ip_words,
     sorted_ips,
 )
-from soc.model import Alert, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.model import Alert, PacketBatch, Rule, Severity, Technique, ip_to_str
 
 RULE = Rule(
     id="soc-net-arp-spoof",

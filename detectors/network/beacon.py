@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from collectors.flows.events import transport_name
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     NS,
     Columns,
     Finding,
@@ -27,7 +27,7 @@ from detectors.network.windows import (
     ip_words,
     sample_flows,
 )
-from soc.model import FlowBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.model import FlowBatch, Rule, Severity, Technique, ip_to_str
 
 RULE = Rule(
     id="soc-net-beacon",

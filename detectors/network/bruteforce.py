@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from collectors.flows.events import transport_name
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     NS,
     Columns,
     Finding,
@@ -23,7 +23,7 @@ from detectors.network.windows import (
     ip_words,
     sample_flows,
 )
-from soc.model import FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str
+from soc.core.model import FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str
 
 RULE = Rule(
     id="soc-net-bruteforce",

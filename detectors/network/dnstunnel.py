@@ -19,7 +19,7 @@ from pydantic import Field
 from collectors.protocols.base import Malformed
 from collectors.protocols.dns import read_name
 from detectors.base import PacketDetector
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     NS,
     SAMPLE,
     Columns,
@@ -33,7 +33,7 @@ from detectors.network.windows import (
     sample_flows,
     sorted_ips,
 )
-from soc.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
 
 log = logging.getLogger("detectors.network.dnstunnel")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from detectors.network.windows import (
+from detectors.network.timewindows import (
     SAMPLE,
     Columns,
     Finding,
@@ -24,7 +24,7 @@ from detectors.network.windows import (
     sample_flows,
     sorted_ips,
 )
-from soc.model import FlowBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.model import FlowBatch, Rule, Severity, Technique, ip_to_str
 
 RULE = Rule(
     id="soc-net-exfiltration",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.flows.events import transport_name
 from detectors.base import FlowDetector
-from soc.model import Alert, FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str, ns_to_iso
+from soc.core.model import Alert, FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str, ns_to_iso
 
 RULE = Rule(
     id="soc-net-portscan",

@@ -1,4 +1,4 @@
-"""Sigma matches to :class:`soc.model.Alert`: rule, severity from the level, ATT&CK from tags, the event's fields.
+"""Sigma matches to :class:`soc.core.model.Alert`: rule, severity from the level, ATT&CK from tags, the event's fields.
 
 ATT&CK technique names are not shipped offline (pySigma would download them), so a technique's name is its id;
 tactic ids come from the fixed table of the fourteen Enterprise tactics below (SigmaHQ already uses ATT&CK v18
@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from soc.model import Event, Severity, Technique, get_field, iso_now, set_field
+from soc.core.model import Event, Severity, Technique, get_field, iso_now, set_field
 
 TACTICS: dict[str, tuple[str, str]] = {
     "reconnaissance": ("TA0043", "Reconnaissance"),

@@ -62,7 +62,7 @@ from sigma.types import (
 
 from detectors.sigma.errors import UnsupportedFeature
 from detectors.sigma.loader import error_reason, rule_name
-from soc.model import Event
+from soc.core.model import Event
 
 Getter = Callable[[Event], Any]
 ValueTest = Callable[[Any], bool]  # one present, scalar value -> bool

@@ -31,7 +31,7 @@ from detectors.sigma.alerts import RISK_SCORES, event_ref, techniques
 from detectors.sigma.compile import Getter, as_text, field_getter
 from detectors.sigma.errors import UnsupportedFeature
 from detectors.sigma.loader import rule_name
-from soc.model import Alert, Event, Rule, Severity, set_field
+from soc.core.model import Alert, Event, Rule, Severity, set_field
 
 _OPS: dict[str, Callable[[int, int], bool]] = {"gte": operator.ge, "gt": operator.gt, "eq": operator.eq}
 _STREAMABLE = {

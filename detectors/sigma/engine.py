@@ -21,7 +21,7 @@ from detectors.sigma.errors import SigmaEngineError
 from detectors.sigma.index import RuleIndex
 from detectors.sigma.loader import LoadReport, load_rules, rule_name
 from detectors.sigma.pipelines import get_pipeline
-from soc.model import Alert, Event, Rule, Severity
+from soc.core.model import Alert, Event, Rule, Severity
 
 MAX_CORRELATION_DEPTH = 4
 

@@ -39,7 +39,7 @@ from detectors.sigma.compile import (
     field_getter,
 )
 from detectors.sigma.pipelines import event_categories
-from soc.model import Event
+from soc.core.model import Event
 
 LogsourceKey = tuple[str | None, tuple[str | None, ...], tuple[str | None, ...]]  # product, categories, services
 Tokens = tuple[int, ...]  # rule position * MAX_GROUPS + requirement group

@@ -63,7 +63,7 @@ from sigma.processing.conditions import (
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddFieldnamePrefixTransformation, FieldMappingTransformation
 
-from soc.model import Event
+from soc.core.model import Event
 
 WINDOWS_FIELDS = {
     "EventID": "winlog.event_id",

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from soc.alerts.suppression import KIND as SUPPRESSION_KIND
 from soc.alerts.suppression import Suppression, first_match
-from soc.config import GroupingRule, InformationSystem, Settings
-from soc.errors import StoreUnavailable
-from soc.model import Alert, get_field
+from soc.core.config import GroupingRule, InformationSystem, Settings
+from soc.core.errors import StoreUnavailable
+from soc.core.model import Alert, get_field
 from soc.store.base import AlertStore
 
 _EVIDENCE_LIST_LIMIT = 50  # merged evidence lists keep this many items (the count says how many there were)

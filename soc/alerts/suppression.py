@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from soc.model import Alert, get_field, iso_now
+from soc.core.model import Alert, get_field, iso_now
 
 KIND = "suppression"
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from soc.model import iso_now
+from soc.core.model import iso_now
 from soc.store.base import AlertStore, AuditConflict
 
 GENESIS = "0" * 64

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from soc.config import Settings, load_settings
-from soc.errors import SocError
-from soc.model import Alert
+from soc.core.config import Settings, load_settings
+from soc.core.errors import SocError
+from soc.core.model import Alert
 from soc.store import SpooledStore, open_spooled_store
 
 # Piped output is read by people in logs and by grep: wide lines, never wrapped at rich's default 80 columns.

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from soc.cli.common import ConfigOption, StoreOption, fail, load_config, open_configured_store, out, say
-from soc.errors import SocError
+from soc.core.errors import SocError
 
 lab_app = typer.Typer(help="Attack scenarios: generate labelled captures, replay them, score the detectors.",
                       no_args_is_help=True, add_completion=False)

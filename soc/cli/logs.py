@@ -24,9 +24,9 @@ from soc.cli.common import (
     print_alerts,
     say,
 )
-from soc.config import Settings
-from soc.errors import SocError
-from soc.model import Alert, Event
+from soc.core.config import Settings
+from soc.core.errors import SocError
+from soc.core.model import Alert, Event
 from soc.store import SpooledStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)

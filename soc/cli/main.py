@@ -29,8 +29,8 @@ from soc.cli.common import (
     print_alerts,
     say,
 )
-from soc.errors import SocError
-from soc.model import Alert, AlertStatus, Severity
+from soc.core.errors import SocError
+from soc.core.model import Alert, AlertStatus, Severity
 from soc.store import AlertQuery
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def main() -> None:
     # the first replay on a machine compiles the packet kernels (about a minute): say so, and say if it failed
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("soc: %(message)s"))
-    kernels_log = logging.getLogger("soc.kernels")
+    kernels_log = logging.getLogger("soc.core.kernels")
     kernels_log.addHandler(handler)
     kernels_log.setLevel(logging.INFO)
     kernels_log.propagate = False

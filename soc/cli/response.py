@@ -23,9 +23,9 @@ from soc.cli.common import (
     out,
     say,
 )
-from soc.errors import SocError
+from soc.core.errors import SocError
+from soc.core.model import Verdict
 from soc.incidents import PHASES, Incidents
-from soc.model import Verdict
 from soc.response import PlaybookEngine, load_playbooks
 from soc.triage import Outcome, Triage
 

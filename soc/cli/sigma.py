@@ -21,7 +21,7 @@ from rich.table import Table
 from detectors.sigma import RuleSet, SigmaEngine, load_rules
 from detectors.sigma.pipelines import PIPELINES, get_pipeline
 from soc.cli.common import say
-from soc.model import Event
+from soc.core.model import Event
 
 sigma_app = typer.Typer(help="Run Sigma rules on events.", no_args_is_help=True, add_completion=False)
 rules_app = typer.Typer(help="Check and convert Sigma rules.", no_args_is_help=True, add_completion=False)

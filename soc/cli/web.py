@@ -15,8 +15,8 @@ from rich.table import Table
 
 from soc.audit import AuditLog
 from soc.cli.common import ConfigOption, StoreOption, fail, open_configured_store, out
-from soc.config import Settings
-from soc.errors import SocError
+from soc.core.config import Settings
+from soc.core.errors import SocError
 from soc.posture import PostureEvaluator, SystemPosture, load_profile, render_report
 from soc.web.users import Role, Users
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from soc.config import InformationSystem, Settings
+from soc.core.config import InformationSystem, Settings
+from soc.core.model import Alert, get_field
 from soc.incidents import PHASES, Incident, deadlines
-from soc.model import Alert, get_field
 
 
 def parse_time(text: str) -> datetime:

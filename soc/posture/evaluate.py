@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soc.audit import AuditLog
-from soc.config import InformationSystem, Settings
+from soc.core.config import InformationSystem, Settings
+from soc.core.model import AlertStatus, Severity
 from soc.coverage import coverage_of
 from soc.incidents import KIND as INCIDENT_KIND
 from soc.incidents import Incident
-from soc.model import AlertStatus, Severity
 from soc.posture.checks import CHECKS, CheckResult, SystemFacts, parse_time, source_coverage
 from soc.posture.profile import PostureError, Profile, load_profile
 from soc.scheduler import REPORT_KIND

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from soc.errors import SocError
+from soc.core.errors import SocError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 

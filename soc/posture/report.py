@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from soc.audit import AuditLog
-from soc.config import Settings
+from soc.core.config import Settings
 from soc.posture.charts import bar_chart, line_chart
 from soc.posture.evaluate import PostureEvaluator, SystemPosture
 from soc.scheduler import EXTRA_JOBS, Job

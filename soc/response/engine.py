@@ -18,9 +18,9 @@ from email.message import EmailMessage
 from typing import Any
 
 from soc.audit import AuditLog
-from soc.config import Settings
+from soc.core.config import Settings
+from soc.core.model import Alert, get_field, iso_now
 from soc.incidents import Incidents
-from soc.model import Alert, get_field, iso_now
 from soc.response.playbook import (
     ContainStep,
     EnrichStep,

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from soc.errors import SocError
-from soc.model import Alert, Severity, get_field
-from soc.yamlfile import load_model
+from soc.core.errors import SocError
+from soc.core.model import Alert, Severity, get_field
+from soc.core.yamlfile import load_model
 
 
 class PlaybookError(SocError):

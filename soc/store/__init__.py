@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from soc.config import StoreSettings
-from soc.errors import StoreError
+from soc.core.config import StoreSettings
+from soc.core.errors import StoreError
 from soc.store.base import AlertQuery, AlertStore
 from soc.store.spool import DiskSpool, SpooledStore
 

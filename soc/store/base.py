@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from soc.model import TRIAGE_FIELDS, Alert, AlertStatus, Event, Severity
+from soc.core.model import TRIAGE_FIELDS, Alert, AlertStatus, Event, Severity
 
 __all__ = ["TRIAGE_FIELDS", "AlertQuery", "AlertStore", "AuditConflict"]
 
@@ -30,7 +30,7 @@ class AuditConflict(Exception):
 
 class AlertStore(ABC):
     """Idempotent alert sink and reader. ``write`` raises :class:`StoreUnavailable` when the store cannot be
-    reached (the caller spools and retries), :class:`soc.errors.StoreError` for a refusal that retrying
+    reached (the caller spools and retries), :class:`soc.core.errors.StoreError` for a refusal that retrying
     cannot fix."""
 
     url: str

@@ -22,9 +22,9 @@ from elasticsearch import (
     helpers,
 )
 
-from soc.config import ElasticsearchSettings
-from soc.errors import StoreError, StoreUnavailable
-from soc.model import TRIAGE_FIELDS, Alert, Event, get_field
+from soc.core.config import ElasticsearchSettings
+from soc.core.errors import StoreError, StoreUnavailable
+from soc.core.model import TRIAGE_FIELDS, Alert, Event, get_field
 from soc.store.base import AlertQuery, AlertStore, AuditConflict
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}

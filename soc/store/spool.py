@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from soc.errors import StoreError, StoreUnavailable
-from soc.model import Alert, Event
+from soc.core.errors import StoreError, StoreUnavailable
+from soc.core.model import Alert, Event
 from soc.store.base import AlertQuery, AlertStore
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from soc.errors import StoreError, StoreUnavailable
-from soc.model import TRIAGE_FIELDS, Alert, Event, get_field, triage_from_doc
+from soc.core.errors import StoreError, StoreUnavailable
+from soc.core.model import TRIAGE_FIELDS, Alert, Event, get_field, triage_from_doc
 from soc.store.base import AlertQuery, AlertStore, AuditConflict
 
 SCHEMA_VERSION = 2

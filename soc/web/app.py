@@ -27,10 +27,10 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from soc.audit import AuditLog
 from soc.audit.export import export_history, incident_timeline
-from soc.config import Settings
-from soc.errors import SocError
+from soc.core.config import Settings
+from soc.core.errors import SocError
+from soc.core.model import Alert, AlertStatus, Severity, Verdict, get_field
 from soc.incidents import PHASES, Incidents
-from soc.model import Alert, AlertStatus, Severity, Verdict, get_field
 from soc.posture import REPORT_KIND, PostureEvaluator
 from soc.posture.report import charts, render_report
 from soc.response import PlaybookEngine, load_playbooks

@@ -14,7 +14,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from soc.errors import SocError
+from soc.core.errors import SocError
 from soc.store.base import AlertStore
 
 KIND = "user"

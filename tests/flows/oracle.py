@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soc.model import DecodeStatus, FlowBatch, PacketBatch, ip_to_str
+from soc.core.model import DecodeStatus, FlowBatch, PacketBatch, ip_to_str
 
 Conversation = tuple[str, str, int, str, int]  # transport, then the two endpoints in canonical order
 CATEGORIES = ("tunnel", "fragment", "icmp")

@@ -15,7 +15,7 @@ import pytest
 from collectors.flows import FlowMeter, ReferenceFlowMeter, flow_events
 from collectors.flows.features import FEATURE_NAMES
 from collectors.packets import CaptureReader
-from soc.model import FlowBatch, FlowEnd, PacketBatch
+from soc.core.model import FlowBatch, FlowEnd, PacketBatch
 
 from ..conftest import ATTACKS, SHARED
 from ..test_packet_reader import tshark_fields

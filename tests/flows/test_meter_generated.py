@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.flows import FlowMeter, ReferenceFlowMeter
-from soc.model import DecodeStatus, FlowEnd, PacketBatch
+from soc.core.model import DecodeStatus, FlowEnd, PacketBatch
 
 from .test_flows_reference import assert_same_flows
 

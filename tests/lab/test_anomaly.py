@@ -19,7 +19,7 @@ from detectors.anomaly.train import RETRAIN_JOB_ID, add_retraining_job, train
 from lab.evaluate import evaluate_capture
 from lab.labels import CaptureLabels
 from lab.scenarios import generate
-from soc.config import Settings
+from soc.core.config import Settings
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 from lab.evaluate import CaptureResult, evaluate_capture
 from lab.labels import CaptureLabels, load_labels
 from lab.scenarios import SCENARIOS
-from soc.config import Settings
-from soc.model import Alert
+from soc.core.config import Settings
+from soc.core.model import Alert
 
 from .conftest import REAL_LABELS
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from collectors.packets import CaptureReader
 from detectors.network.adminshare import SHARE_NAMES, _utf16, contains_any
 from detectors.network.dnstunnel import DnsTunnelDetector, name_scores
-from detectors.network.windows import FlowWindows, distinct_per_group, group_rows, in_networks, sorted_ips
+from detectors.network.timewindows import FlowWindows, distinct_per_group, group_rows, in_networks, sorted_ips
 from lab.traffic import Capture
 
 NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "192.168.7.0/24", "1.2.3.4/32", "fc00::/7",

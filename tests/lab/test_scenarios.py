@@ -12,7 +12,7 @@ from lab.evaluate import _flow_texts
 from lab.labels import CaptureLabels, load_labels
 from lab.scenarios import SCENARIOS, generate
 from lab.traffic import mac_of
-from soc.model import DecodeStatus
+from soc.core.model import DecodeStatus
 
 from .conftest import DURATION, SEED
 

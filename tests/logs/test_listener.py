@@ -13,7 +13,7 @@ import pytest
 
 from collectors.logs.base import Diagnostics
 from collectors.logs.listener import BoundedBuffer, SyslogConfig, SyslogSource, TcpFramer
-from soc.model import Event
+from soc.core.model import Event
 
 RFC5424 = (
     "<86>1 2026-11-25T07:43:26.123456Z web01 sshd 2211 - - Failed password for root from 198.51.100.{n} port 5555 ssh2"

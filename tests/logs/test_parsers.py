@@ -10,7 +10,7 @@ import pytest
 
 from collectors.logs.base import ParseError, SkipLine
 from collectors.logs.parsers import PARSERS, get_parser, sniff_format
-from soc.model import Event, get_field
+from soc.core.model import Event, get_field
 
 
 def parse(fmt: str, line: str, **options: Any) -> Event:

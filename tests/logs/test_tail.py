@@ -15,7 +15,7 @@ from pathlib import Path
 from collectors.logs.base import Diagnostics
 from collectors.logs.checkpoint import CheckpointStore
 from collectors.logs.tail import FileSource
-from soc.model import Event
+from soc.core.model import Event
 
 REPO = Path(__file__).resolve().parents[2]
 

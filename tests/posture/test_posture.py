@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from soc.audit import AuditLog
-from soc.config import Settings
+from soc.core.config import Settings
+from soc.core.model import Verdict
 from soc.incidents import PHASES, Incidents
-from soc.model import Verdict
 from soc.pipeline import Replay
 from soc.posture import (
     REPORT_KIND,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from soc.config import Settings
-from soc.model import Severity, Verdict
+from soc.core.config import Settings
+from soc.core.model import Severity, Verdict
 from soc.posture import SCORE_KIND, PostureEvaluator
 from soc.store import AlertStore
 from soc.triage import Triage

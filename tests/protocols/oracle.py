@@ -22,7 +22,7 @@ from collectors.packets import CaptureReader
 from collectors.protocols import ProtocolExtractor, extract_file
 from collectors.protocols.budget import tshark_fields
 from collectors.protocols.dns import class_name, type_name
-from soc.model import DecodeStatus, Event, get_field
+from soc.core.model import DecodeStatus, Event, get_field
 
 SEP = "\x1f"
 TSHARK_BUDGET_S = 120.0

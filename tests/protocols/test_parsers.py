@@ -19,7 +19,7 @@ from collectors.protocols import Malformed, ProtocolExtractor, extract_file
 from collectors.protocols.dns import parse_message, read_name
 from collectors.protocols.http import parse_request, parse_response
 from collectors.protocols.tls import ClientHello, is_grease, parse_client_hello
-from soc.errors import ConfigError
+from soc.core.errors import ConfigError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 ATTACKS = SHARED / "pcaps" / "attacks"

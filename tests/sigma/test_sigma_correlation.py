@@ -11,7 +11,7 @@ import pytest
 import collectors.logs.parsers.linux  # noqa: F401  (registers the sshd handler)
 from collectors.logs.parsers.base import get_parser
 from detectors.sigma import RuleSet, SigmaEngine
-from soc.model import Alert
+from soc.core.model import Alert
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 T0 = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

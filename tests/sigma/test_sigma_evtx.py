@@ -11,7 +11,7 @@ import pytest
 
 from collectors.logs.evtx import iter_evtx_events
 from detectors.sigma import RuleSet, SigmaEngine
-from soc.model import Alert, Severity
+from soc.core.model import Alert, Severity
 
 EVTX = Path(__file__).resolve().parents[2] / ".." / "shared" / "evtx"
 

@@ -29,7 +29,7 @@ from detectors.sigma.compile import (
 )
 from detectors.sigma.index import RuleIndex
 from detectors.sigma.loader import rule_name
-from soc.model import Event
+from soc.core.model import Event
 
 EVTX = Path(__file__).resolve().parents[2] / ".." / "shared" / "evtx"
 EVERY = 25  # one event in so many, for the slow reference loops

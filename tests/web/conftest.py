@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from soc.config import Settings
+from soc.core.config import Settings
+from soc.core.model import Alert, Rule, Severity
 from soc.incidents import Incidents
-from soc.model import Alert, Rule, Severity
 from soc.pipeline import Replay
 from soc.store import AlertQuery
 from soc.store.sqlite import SqliteStore

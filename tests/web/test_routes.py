@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from soc.audit import AuditLog
-from soc.model import AlertStatus
+from soc.core.model import AlertStatus
 from soc.store.sqlite import SqliteStore
 from soc.triage import Triage
 from soc.web import create_app

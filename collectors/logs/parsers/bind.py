@@ -13,7 +13,7 @@ from typing import Any
 from collectors.logs.base import ParseError, logsource
 from collectors.logs.parsers.base import MEMO_SIZE, MONTHS, LineParser, cached, iso, register, with_fraction
 from collectors.logs.parsers.syslog import ProgramHandler, register_handler
-from soc.model import Event
+from soc.core.model import Event
 
 DNS = logsource(None, "dns", None)
 _QUERY = re.compile(

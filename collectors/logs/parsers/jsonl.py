@@ -13,7 +13,7 @@ import orjson
 
 from collectors.logs.base import ParseError, logsource
 from collectors.logs.parsers.base import EpochParser, IsoParser, LineParser, epoch_to_iso, register
-from soc.model import Event, get_field, iso_now, set_field
+from soc.core.model import Event, get_field, iso_now, set_field
 
 _DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # ASCII digits to "0", any other byte to " "
 _WIDE = b"0" * 19  # a run of digits that may be an integer wider than 64 bits

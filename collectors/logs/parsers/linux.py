@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 from collectors.logs.base import ParseError, logsource
 from collectors.logs.parsers.base import EpochParser, LineParser, endpoint, register
 from collectors.logs.parsers.syslog import ProgramHandler, register_handler
-from soc.model import Event
+from soc.core.model import Event
 
 LINUX_AUDITD = logsource("linux", None, "auditd")
 

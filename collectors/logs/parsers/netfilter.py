@@ -11,7 +11,7 @@ from typing import Any
 from collectors.logs.base import ParseError, logsource
 from collectors.logs.parsers.base import cached, register
 from collectors.logs.parsers.syslog import ProgramHandler, SyslogParser, register_handler
-from soc.model import Event
+from soc.core.model import Event
 
 FIREWALL = logsource("linux", "firewall", None)
 _BODY = re.compile(r"(?:\[\s*\d+\.\d+\]\s*)?(.*?)\s*IN=(\S*) OUT=(\S*) (.*)")

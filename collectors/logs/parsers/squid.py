@@ -10,7 +10,7 @@ from typing import Any
 
 from collectors.logs.base import ParseError, logsource
 from collectors.logs.parsers.base import ENDPOINTS, EpochParser, LineParser, endpoint, register
-from soc.model import Event
+from soc.core.model import Event
 
 PROXY = logsource("squid", "proxy", None)
 _LINE = re.compile(

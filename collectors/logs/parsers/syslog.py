@@ -24,7 +24,7 @@ from collectors.logs.parsers.base import (
     tz_offset,
     with_fraction,
 )
-from soc.model import Event
+from soc.core.model import Event
 
 _ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 _BSD = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"

@@ -24,7 +24,7 @@ from collectors.logs.parsers.base import (
     tz_offset,
     with_fraction,
 )
-from soc.model import Event, set_field
+from soc.core.model import Event, set_field
 
 # host ident user [time] "request" status bytes ["referrer" "agent"] [anything nginx/apache appends]
 _ACCESS = re.compile(r'(\S+) (\S+) (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}|-) (\d+|-)(?: "([^"]*)" "([^"]*)")?')

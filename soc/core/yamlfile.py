@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from soc.errors import SocError
+from soc.core.errors import SocError
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -16,7 +16,7 @@ type would read or write out of bounds. In a hot loop, a kernel inlined with arr
 (an atomic increment and decrement each) and prunes them reliably only in straight-line code; per packet, that
 once took a third of the flow meter's time.
 
-    python -m soc.kernels [--force]                # build every kernel module now (e.g. when making an image)
+    python -m soc.core.kernels [--force]                # build every kernel module now (e.g. when making an image)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-# the modules that declare kernels, built together by ``python -m soc.kernels``
+# the modules that declare kernels, built together by ``python -m soc.core.kernels``
 KERNEL_MODULES = ("collectors.packets.formats", "collectors.packets.decode", "collectors.flows.meter",
                   "detectors.network.adminshare")
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -207,7 +207,7 @@ def _load_or_build(module: types.ModuleType) -> tuple[types.ModuleType, dict[str
 def _build_in_child(module_name: str, name: str, directory: Path) -> None:
     log.info("compiling the kernels of %s for this machine, once (%s)", module_name, directory)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    done = subprocess.run([sys.executable, "-m", "soc.kernels", module_name, "--output", str(directory), "--force",
+    done = subprocess.run([sys.executable, "-m", "soc.core.kernels", module_name, "--output", str(directory), "--force",
                            "--expect", name],
                           capture_output=True, text=True, env=environment, timeout=_BUILD_TIMEOUT)
     if done.returncode != 0:
@@ -326,7 +326,7 @@ def build(module_name: str, directory: Path, expect: str | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    parser = argparse.ArgumentParser(prog="python -m soc.kernels", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m soc.core.kernels", description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", default=list(KERNEL_MODULES),
                         help="kernel modules (default: all of them)")
     parser.add_argument("--output", type=Path, default=None, help="cache directory (default: the kernel cache)")
@@ -345,13 +345,13 @@ def main(argv: list[str] | None = None) -> int:
             with console.status(f"compiling the kernels of {module_name}"):
                 print(build(module_name, directory, args.expect))
         except Exception as exc:  # numba's errors have no common base; say which module failed and stop
-            print(f"python -m soc.kernels: cannot build {module_name}: {exc}", file=sys.stderr)
+            print(f"python -m soc.core.kernels: cannot build {module_name}: {exc}", file=sys.stderr)
             return 1
     return 0
 
 
 if __name__ == "__main__":
-    # run as soc.kernels, not __main__: the kernel modules declare their kernels with soc.kernels' own classes
-    from soc.kernels import main as entry
+    # run as soc.core.kernels, not __main__: the kernel modules declare their kernels with soc.core.kernels' own classes
+    from soc.core.kernels import main as entry
 
     raise SystemExit(entry())

@@ -22,8 +22,8 @@ from detectors.network.exfiltration import ExfiltrationSettings
 from detectors.network.flood import FloodSettings
 from detectors.network.lateral import LateralSettings
 from detectors.network.portscan import PortScanSettings
-from soc.errors import ConfigError
-from soc.yamlfile import load_model
+from soc.core.errors import ConfigError
+from soc.core.yamlfile import load_model
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

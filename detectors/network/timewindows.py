@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.flows.events import transport_name
 from detectors.base import FlowDetector
-from soc.model import Alert, FlowBatch, Rule, Severity, Technique, ip_to_str, ns_to_iso
+from soc.core.model import Alert, FlowBatch, Rule, Severity, Technique, ip_to_str, ns_to_iso
 
 NS = 1_000_000_000
 SAMPLE = 20  # evidence lists keep this many items
