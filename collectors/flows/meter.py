@@ -55,14 +55,14 @@ I_IAT_MAX = 31  # 3
 I_FLAG_COUNT = 34  # 16: direction * 8 + bit
 # read or written by the first packets of a flow, by SYNs, or when a flow starts or ends
 I_WINDOW = 50  # 2
-I_SYN_SEQ = 52  # sequence number of the flow's opening SYN, -1 if none seen
-I_VLAN = 53
-I_VERSION = 54
-I_SEQ = 55
-I_POS = 56  # index in the active list
-I_REASON = 57
-I_HASH = 58
-I_FIRST_SIZE = 59  # FIRST_PACKETS
+I_ISN = 52  # 2, each side's initial sequence number (reference.py's definition), -1 if unknown
+I_VLAN = 54
+I_VERSION = 55
+I_SEQ = 56
+I_POS = 57  # index in the active list
+I_REASON = 58
+I_HASH = 59
+I_FIRST_SIZE = 60  # FIRST_PACKETS
 I_FIRST_DIR = I_FIRST_SIZE + FIRST_PACKETS  # FIRST_PACKETS
 N_INT = I_FIRST_DIR + FIRST_PACKETS  # columns copied out when a flow expires
 _INT_ROW = (N_INT + 7) // 8 * 8  # the state row, in whole 64-byte lines
@@ -231,7 +231,8 @@ def _on_init(row: int, ts: int, vlan: int, version: int, proto: int, init_a: int
     istate[row, I_HASH] = h
     istate[row, I_WINDOW] = -1
     istate[row, I_WINDOW + 1] = -1
-    istate[row, I_SYN_SEQ] = -1
+    istate[row, I_ISN] = -1
+    istate[row, I_ISN + 1] = -1
     for c in range(3):  # no value yet: any value is a new minimum and maximum
         istate[row, I_SIZE_MIN + c] = _NO_MIN
         istate[row, I_SIZE_MAX + c] = _NO_MAX
@@ -317,10 +318,13 @@ def meter_batch(
                 reason = _IDLE
             elif ts - istate[row, I_FIRST] > active_ns:
                 reason = _ACTIVE
-            elif proto == 6 and (flags & 0x02) and not (flags & 0x10) and (
-                (istate[row, I_FLAGS] | istate[row, I_FLAGS + 1]) & 0x05
-            ) and (tcp_seq[i] < 0 or tcp_seq[i] != istate[row, I_SYN_SEQ]):
-                reason = _TCP_CLOSED  # a retransmitted opening SYN (same sequence number) is not a new connection
+            elif proto == 6 and (flags & 0x12) == 0x02:
+                # a SYN with another number than its sender's initial one opens a new connection; the same
+                # number is a retransmission, and a side that has not sent yet (-1) joins the flow
+                isn = istate[row, I_ISN + (0 if (forward_key == (istate[row, I_INIT_A] == 1)) else 1)]
+                seq = tcp_seq[i]
+                if isn >= 0 and seq >= 0 and seq != isn:
+                    reason = _TCP_CLOSED
             if reason >= 0:
                 m = _on_expire(row, reason, istate, fstate, table, mask, free, active, counters,
                                out_i, out_f, m)
@@ -364,8 +368,11 @@ def meter_batch(
         packets = istate[row, I_PACKETS + d]
         if packets > 0:
             _add(istate, fstate, row, d, packets, I_IAT_MIN, F_IAT_MEAN, ts - istate[row, I_LAST_DIR + d])
-        elif proto == 6:
+        elif proto == 6:  # the side's first packet
             istate[row, I_WINDOW + d] = np.int64(tcp_window[i])
+            seq = tcp_seq[i]
+            # a segment picked up mid-connection: its SYN would have carried one less
+            istate[row, I_ISN + d] = seq if seq < 0 or (flags & 0x02) else (seq - 1) & 0xFFFFFFFF
         istate[row, I_PACKETS + d] = packets + 1
         istate[row, I_PACKETS + 2] = total + 1
         istate[row, I_BYTES + d] += length
@@ -383,8 +390,6 @@ def meter_batch(
         if total < FIRST_PACKETS:
             istate[row, I_FIRST_SIZE + total] = length
             istate[row, I_FIRST_DIR + total] = 1 if d == 0 else -1
-        if proto == 6 and (flags & 0x12) == 0x02 and istate[row, I_SYN_SEQ] < 0:
-            istate[row, I_SYN_SEQ] = tcp_seq[i]
     counters[C_NEXT] = n
     if n:
         m = _expire_idle(ts_ns[n - 1], idle_ns, istate, fstate, table, mask, free, active, counters,

@@ -3,11 +3,18 @@ by field. One Python object per flow; packets are read column by column from the
 
 A flow is keyed by (VLAN, protocol, the two endpoints in canonical order); its initiator (``src``) is the sender
 of its first packet. It ends when idle longer than ``idle_timeout``, older than ``active_timeout``, when a TCP
-SYN opens a new connection on a flow that already saw FIN or RST (a SYN with the sequence number of the flow's
-opening SYN is a retransmission, not a new connection), at the end of the capture, or when the table
-is full: a new flow first expires the idle ones, and if none is idle the ``max_flows // 8`` least recently seen
-flows are evicted (counted in ``evicted``). Expired flows come out ordered by (first packet time, creation).
+SYN opens a new connection on its port pair (below), at the end of the capture, or when the table is full: a
+new flow first expires the idle ones, and if none is idle the ``max_flows // 8`` least recently seen flows are
+evicted (counted in ``evicted``). Expired flows come out ordered by (first packet time, creation).
 Features: see ``features.py``.
+
+A new connection, as tshark's TCP streams define it: each side of a flow has an initial sequence number, taken
+from its first packet (the number of a SYN or SYN/ACK; one less than the number of a segment picked up mid-
+connection, which a SYN of the same connection would have carried). A SYN without ACK whose number differs from
+its sender's is a new connection, whether or not FIN or RST was seen: a sender only picks a new number for a new
+connection (port reuse after an unseen or abandoned connection, or a flood reusing ports), and each attempt must
+count as one, as detectors count half-open flows. A SYN repeating its sender's number is a retransmission; a SYN
+from a side that has not sent yet (a simultaneous open) joins the flow.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from collectors.flows.features import FEATURES, FIRST_PACKETS, TCP_FLAGS, empty_
 from soc.core.model import DecodeStatus, FlowBatch, FlowEnd, PacketBatch, TcpFlag
 
 _NS = 1_000_000_000
-_FIN_OR_RST = int(TcpFlag.FIN | TcpFlag.RST)
 _SYN = int(TcpFlag.SYN)
 _ACK = int(TcpFlag.ACK)
 DEFAULT_MAX_FLOWS = 1 << 19
@@ -63,15 +69,17 @@ class _Direction:
     data_packets: int = 0
     last_ts: int = 0
     init_window: int = -1
+    isn: int = -1  # initial sequence number (see the module docstring), -1: unknown
     flag_counts: list[int] = field(default_factory=lambda: [0] * len(TCP_FLAGS))
     sizes: _Stats = field(default_factory=_Stats)
     iats: _Stats = field(default_factory=_Stats)
 
-    def add(self, ts: int, length: int, payload: int, flags: int, window: int, tcp: bool) -> None:
+    def add(self, ts: int, length: int, payload: int, flags: int, window: int, seq: int, tcp: bool) -> None:
         if self.packets:
             self.iats.add(ts - self.last_ts)
         elif tcp:
             self.init_window = window
+            self.isn = seq if seq < 0 or flags & _SYN else (seq - 1) & 0xFFFFFFFF
         self.packets += 1
         self.bytes += length
         self.payload += payload
@@ -102,14 +110,13 @@ class _Flow:
     first_sizes: list[int] = field(default_factory=list)
     first_dirs: list[int] = field(default_factory=list)
     end_reason: int = FlowEnd.END_OF_CAPTURE
-    syn_seq: int = -1  # sequence number of the opening SYN
 
-    def add(self, ts: int, forward: bool, length: int, payload: int, flags: int, window: int) -> None:
+    def add(self, ts: int, forward: bool, length: int, payload: int, flags: int, window: int, seq: int) -> None:
         if self.fwd.packets or self.bwd.packets:
             self.iats.add(ts - self.last_ts)
         self.last_ts = ts
         side = self.fwd if forward else self.bwd
-        side.add(ts, length, payload, flags, window, self.protocol == 6)
+        side.add(ts, length, payload, flags, window, seq, self.protocol == 6)
         self.sizes.add(length)
         if len(self.first_sizes) < FIRST_PACKETS:
             self.first_sizes.append(length)
@@ -167,7 +174,8 @@ class ReferenceFlowMeter:
             key = (vlan, proto, sip, sport, dip, dport) if forward_key else (vlan, proto, dip, dport, sip, sport)
             flow = flows.get(key)
             if flow is not None:
-                reason = self._ends_before(flow, ts, proto, flags, seq)
+                reason = self._ends_before(flow, ts, sip == flow.src_ip and sport == flow.src_port, proto, flags,
+                                           seq)
                 if reason is not None:
                     flow.end_reason = reason
                     expired.append(flows.pop(key))
@@ -178,9 +186,7 @@ class ReferenceFlowMeter:
                 flow = _Flow(self._next_seq, ts, ts, vlan, version, proto, sip, dip, sport, dport)
                 self._next_seq += 1
                 flows[key] = flow
-            flow.add(ts, sip == flow.src_ip and sport == flow.src_port, length, payload, flags, window)
-            if proto == 6 and flags & (_SYN | _ACK) == _SYN and flow.syn_seq < 0:
-                flow.syn_seq = seq
+            flow.add(ts, sip == flow.src_ip and sport == flow.src_port, length, payload, flags, window, seq)
         if len(batch):
             expired.extend(self._expire_idle(int(batch.ts_ns[-1])))
         return flows_to_batch(expired)
@@ -191,16 +197,15 @@ class ReferenceFlowMeter:
         self._flows.clear()
         return flows_to_batch(remaining)
 
-    def _ends_before(self, flow: _Flow, ts: int, proto: int, flags: int, seq: int) -> int | None:
+    def _ends_before(self, flow: _Flow, ts: int, forward: bool, proto: int, flags: int, seq: int) -> int | None:
         if ts - flow.last_ts > self.idle_ns:
             return FlowEnd.IDLE
         if ts - flow.first_ts > self.active_ns:
             return FlowEnd.ACTIVE
-        closed = (flow.fwd.flags | flow.bwd.flags) & _FIN_OR_RST
-        # a SYN repeating the opening one's sequence number is a retransmission (as tshark sees it), not a new
-        # connection; -1: the number is unknown
-        if proto == 6 and closed and flags & _SYN and not flags & _ACK and (seq < 0 or seq != flow.syn_seq):
-            return FlowEnd.TCP_CLOSED
+        if proto == 6 and flags & (_SYN | _ACK) == _SYN:
+            isn = (flow.fwd if forward else flow.bwd).isn
+            if isn >= 0 and seq >= 0 and seq != isn:  # a new connection; an unknown number (-1) proves nothing
+                return FlowEnd.TCP_CLOSED
         return None
 
     def _expire_idle(self, now: int) -> list[_Flow]:

@@ -161,8 +161,9 @@ def compare(rows: list[list[str]], flows: list[tuple[Conversation, int, int, int
 
     Beyond the frame categories (``tunnel``, ``fragment``, ``icmp``): ``vlan`` (the same packets seen on several
     VLANs: one flow per VLAN for us, one conversation for tshark), ``split`` (same packets, cut differently: our
-    idle/active timeout or a new SYN after FIN/RST ends a flow where tshark keeps one stream), ``undecoded``
-    (frames our reader does not decode to IP, e.g. 802.3 LLC/SNAP framing).
+    idle/active timeout ends a flow where tshark keeps one stream, or tshark starts a stream without a SYN; a SYN
+    with a new sequence number starts a new one for both, by the rule of ``collectors/flows/reference.py``),
+    ``undecoded`` (frames our reader does not decode to IP, e.g. 802.3 LLC/SNAP framing).
     """
     streams = tshark_streams(rows)
     theirs: dict[Conversation, Counter[tuple[int, int]]] = defaultdict(Counter)

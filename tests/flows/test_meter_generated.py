@@ -31,7 +31,9 @@ packet = st.fixed_dictionaries({
     "payload": st.integers(0, 1460),
     "flags": st.one_of(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01]), st.integers(0, 255)),
     "window": st.integers(0, 65535),
-    "seq": st.sampled_from([7, 7, 9]),  # repeats: a SYN that repeats the opening one is a retransmission
+    # repeats: a SYN that repeats its sender's first number is a retransmission; 6 and 0xFFFFFFFF are one below 7
+    # and 0 (a SYN of a connection picked up mid-way at those numbers); -1: no number
+    "seq": st.sampled_from([7, 7, 9, 6, 0, 0xFFFFFFFF, -1]),
 })
 
 
