@@ -28,8 +28,8 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from detectors.sigma.alerts import RISK_SCORES, event_ref, techniques
-from detectors.sigma.compile import Getter, as_text, field_getter
 from detectors.sigma.errors import UnsupportedFeature
+from detectors.sigma.fields import Getter, as_text, field_getter
 from detectors.sigma.loader import rule_name
 from soc.core.model import Alert, Event, Rule, Severity, set_field
 

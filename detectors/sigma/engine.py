@@ -15,15 +15,20 @@ from detectors.sigma.alerts import (
     subject_fields,
     techniques,
 )
-from detectors.sigma.compile import CompiledRule, compile_rule, reset_event_cache
+from detectors.sigma.compile import CompiledRule, compile_rule
 from detectors.sigma.correlation import CompiledCorrelation, CorrelationEngine, compile_correlation
 from detectors.sigma.errors import SigmaEngineError
+from detectors.sigma.fields import reset_event_cache
 from detectors.sigma.index import RuleIndex
 from detectors.sigma.loader import LoadReport, load_rules, rule_name
 from detectors.sigma.pipelines import get_pipeline
 from soc.core.model import Alert, Event, Rule, Severity
 
 MAX_CORRELATION_DEPTH = 4
+
+RulePaths = Iterable[str | Path]  # rule files and folders
+PipelineNames = str | list[str] | None  # processing pipelines by name (pipelines.PIPELINES), None for ours
+Placeholders = Mapping[str, list[str]] | None  # values of %placeholders% (the expand modifier)
 
 
 @dataclass
@@ -35,12 +40,7 @@ class RuleSet:
     report: LoadReport
 
     @classmethod
-    def from_paths(
-        cls,
-        paths: Iterable[str | Path],
-        pipeline: str | list[str] | None = None,
-        placeholders: Mapping[str, list[str]] | None = None,
-    ) -> RuleSet:
+    def from_paths(cls, paths: RulePaths, pipeline: PipelineNames = None, placeholders: Placeholders = None) -> RuleSet:
         report = load_rules(paths)
         processing = get_pipeline(pipeline)
         rules: list[CompiledRule] = []
@@ -89,14 +89,8 @@ class SigmaEngine:
         self.stats: Counter[str] = Counter()
 
     @classmethod
-    def from_paths(
-        cls,
-        paths: Iterable[str | Path],
-        pipeline: str | list[str] | None = None,
-        placeholders: Mapping[str, list[str]] | None = None,
-        *,
-        window: int = 3600,
-    ) -> SigmaEngine:
+    def from_paths(cls, paths: RulePaths, pipeline: PipelineNames = None, placeholders: Placeholders = None, *,
+                   window: int = 3600) -> SigmaEngine:
         ruleset = RuleSet.from_paths(paths, pipeline, placeholders)
         return cls(ruleset.rules, ruleset.correlations, window=window)
 

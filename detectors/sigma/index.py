@@ -2,7 +2,7 @@
 
 A rule's log source ``(product, category, service)`` matches an event when every part the rule names equals the
 event's (Windows events may have several categories, see :func:`pipelines.event_categories`).  Within one log
-source, a rule whose condition cannot be true without some literal in some field (``compile.requirement``) is filed
+source, a rule whose condition cannot be true without some literal in some field (``requirements.requirement``) is filed
 under those ``(field, literal)`` pairs, for up to two independent groups (``Image`` ends with ``\\cmd.exe`` *and*
 ``CommandLine`` contains ``copy``): it becomes a candidate only when each group has a hit.  The rest are always
 tested.
@@ -13,7 +13,7 @@ numbers it must equal (``EventID: 4688``, compared numerically like the matcher 
 field's value is looked up in that field's cache of ``value -> tokens`` (images, users, hosts and parents repeat
 endlessly in real streams); only on a miss is the value lower-cased and scanned.  Windows event data is read by
 walking ``winlog.event_data`` once rather than field by field.  Keyword literals (field-less values) join the
-automaton of every field in the keyword scope (``compile.KEYWORD_SCOPE``), and the event data no rule names is
+automaton of every field in the keyword scope (``fields.KEYWORD_SCOPE``), and the event data no rule names is
 looked up in one more table of keyword literals only (values shorter than the shortest of them are skipped).
 Tables are built per log source on first use; which table an event goes to is remembered by its log source and
 event id.
@@ -29,16 +29,10 @@ from typing import Any
 
 import ahocorasick
 
-from detectors.sigma.compile import (
-    KEYWORD_SCOPE,
-    KEYWORDS,
-    MAX_GROUPS,
-    CompiledRule,
-    Getter,
-    as_text,
-    field_getter,
-)
+from detectors.sigma.compile import CompiledRule
+from detectors.sigma.fields import KEYWORD_SCOPE, Getter, as_text, field_getter
 from detectors.sigma.pipelines import event_categories
+from detectors.sigma.requirements import KEYWORDS, MAX_GROUPS
 from soc.core.model import Event
 
 LogsourceKey = tuple[str | None, tuple[str | None, ...], tuple[str | None, ...]]  # product, categories, services
@@ -77,7 +71,7 @@ def _numbers(text: str) -> list[int | float]:
 
 
 def _strings(value: Any) -> list[str]:
-    """The strings keywords search inside one value (as :func:`compile.event_strings` walks it)."""
+    """The strings keywords search inside one value (as :func:`fields.event_strings` walks it)."""
     if type(value) is str:
         return [value]
     if type(value) is dict:
@@ -249,20 +243,10 @@ class RuleIndex:
                 if named is not None:
                     found += named.lookup(value)
             return
-        if unnamed is None:
-            if len(fields) < len(container):  # only the named fields matter
-                for name, table in fields.items():
-                    value = container.get(name)
-                    if value is not None:
-                        hit = table.cache.get(value)
-                        if hit is None:
-                            hit = table.lookup(value)
-                        if hit:
-                            found += hit
-                return
-            for name, value in container.items():
-                named = fields.get(name)
-                if named is not None:
+        if unnamed is None:  # only the named fields matter: walk the smaller of the two, look up in the other
+            for name in fields if len(fields) < len(container) else container:
+                named, value = fields.get(name), container.get(name)
+                if named is not None and value is not None:
                     hit = named.cache.get(value)
                     if hit is None:
                         hit = named.lookup(value)

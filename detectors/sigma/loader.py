@@ -42,14 +42,18 @@ class Problem:
     reason: str
     message: str
     rule: str | None = None
+    line: int | None = None
+    key: str | None = None  # the field the problem is in
 
     @classmethod
     def from_error(cls, exc: SigmaEngineError) -> Problem:
-        return cls(exc.path or "", exc.reason, exc.message, exc.rule)
+        return cls(exc.path or "", exc.reason, exc.message, exc.rule, exc.line, exc.key)
 
     def __str__(self) -> str:
-        where = f"{self.path} ({self.rule})" if self.rule else self.path
-        return f"{where}: [{self.reason}] {self.message}"
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        where = f"{where} ({self.rule})" if self.rule else where
+        key = f"key '{self.key}': " if self.key else ""
+        return f"{where}: [{self.reason}] {key}{self.message}"
 
 
 @dataclass
@@ -66,6 +70,15 @@ class LoadReport:
 
     def add(self, exc: SigmaEngineError) -> None:
         self.problems.append(Problem.from_error(exc))
+
+
+def error_line(exc: BaseException) -> int | None:
+    """The line (1-based) a YAML or pySigma error points at, when it says."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    source = getattr(exc, "source", None)
+    return source.line if isinstance(source, SigmaRuleLocation) else None
 
 
 def rule_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -89,7 +102,7 @@ def _parse_file(path: Path) -> SigmaCollection:
     try:
         docs = list(yaml.load_all(text, Loader=SigmaYAMLLoader))
     except yaml.YAMLError as exc:
-        raise RuleParseError("yaml", str(exc).replace("\n", " "), path) from exc
+        raise RuleParseError("yaml", str(exc).replace("\n", " "), path, line=error_line(exc)) from exc
     if not any(isinstance(d, dict) for d in docs):
         raise RuleParseError("not_a_rule", "no YAML mapping in file", path)
     try:
@@ -97,7 +110,7 @@ def _parse_file(path: Path) -> SigmaCollection:
             docs, collect_errors=True, source=SigmaRuleLocation(path), collect_filters=True, resolve_references=False
         )
     except (SigmaError, TypeError, AttributeError, KeyError, ValueError) as exc:
-        raise RuleParseError(error_reason(exc), str(exc), path) from exc
+        raise RuleParseError(error_reason(exc), str(exc), path, line=error_line(exc)) from exc
 
 
 def load_rules(paths: Iterable[str | Path]) -> LoadReport:
@@ -115,13 +128,14 @@ def load_rules(paths: Iterable[str | Path]) -> LoadReport:
         merged.apply_filters(merged.filters)
     for error in merged.errors:  # collection-level errors (unknown action, ...)
         where = str(error.source.path) if error.source else ""
-        report.add(RuleParseError(error_reason(error), str(error.args[0] if error.args else error), where))
+        report.add(RuleParseError(error_reason(error), str(error.args[0] if error.args else error), where,
+                                  line=error_line(error)))
     for rule in merged.rules:
         where = str(rule.source.path) if rule.source else ""
         if rule.errors:
             first = rule.errors[0]
             report.add(RuleParseError(error_reason(first), str(first.args[0] if first.args else first), where,
-                                      rule_name(rule)))
+                                      rule_name(rule), line=error_line(first)))
         elif isinstance(rule, SigmaCorrelationRule):
             report.correlations.append(rule)
         elif isinstance(rule, SigmaRule):

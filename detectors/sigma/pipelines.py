@@ -56,6 +56,7 @@ from typing import Any
 
 from sigma.pipelines.elasticsearch import pipelines as _es_pipelines
 from sigma.processing.conditions import (
+    FieldNameProcessingCondition,
     FieldNameProcessingItemAppliedCondition,
     IncludeFieldCondition,
     LogsourceCondition,
@@ -63,6 +64,7 @@ from sigma.processing.conditions import (
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddFieldnamePrefixTransformation, FieldMappingTransformation
 
+from detectors.sigma.errors import UnknownPipeline
 from soc.core.model import Event
 
 WINDOWS_FIELDS = {
@@ -150,6 +152,22 @@ def _mapping(identifier: str, mapping: dict[str, str], **logsource: str) -> Proc
     )
 
 
+def _prefix_others(identifier: str, prefix: str, mapped_by: str | None, **logsource: str) -> ProcessingItem:
+    """``prefix`` before every field name of the log source that is not already a dotted path (nor mapped by the
+    item ``mapped_by``)."""
+    conditions: list[FieldNameProcessingCondition] = [IncludeFieldCondition(fields=["\\w+\\."], mode="re")]
+    if mapped_by is not None:
+        conditions.insert(0, FieldNameProcessingItemAppliedCondition(mapped_by))
+    return ProcessingItem(
+        identifier=identifier,
+        transformation=AddFieldnamePrefixTransformation(prefix),
+        field_name_conditions=conditions,
+        field_name_condition_negation=True,
+        field_name_condition_linking=any,  # negated: a name matching none of the conditions
+        rule_conditions=[LogsourceCondition(**logsource)],
+    )
+
+
 def soc_windows() -> ProcessingPipeline:
     """Sigma Windows field names to the Winlogbeat layout of ``collectors/logs/evtx.py``."""
     return ProcessingPipeline(
@@ -157,17 +175,9 @@ def soc_windows() -> ProcessingPipeline:
         priority=20,
         items=[
             _mapping("soc_windows_system_fields", WINDOWS_FIELDS, product="windows"),
-            ProcessingItem(  # every name not mapped above and not already a dotted path is an event data field
-                identifier="soc_windows_event_data",
-                transformation=AddFieldnamePrefixTransformation("winlog.event_data."),
-                field_name_conditions=[
-                    FieldNameProcessingItemAppliedCondition("soc_windows_system_fields"),
-                    IncludeFieldCondition(fields=["\\w+\\."], mode="re"),
-                ],
-                field_name_condition_negation=True,
-                field_name_condition_linking=any,
-                rule_conditions=[LogsourceCondition(product="windows")],
-            ),
+            # every name not mapped above is an event data field
+            _prefix_others("soc_windows_event_data", "winlog.event_data.", "soc_windows_system_fields",
+                           product="windows"),
         ],
     )
 
@@ -186,13 +196,8 @@ def soc_ecs() -> ProcessingPipeline:
             _mapping("soc_ecs_linux_file", _LINUX_FIELDS, product="linux", category="file_event"),
             _mapping("soc_ecs_linux_network", _LINUX_FIELDS, product="linux", category="network_connection"),
             _mapping("soc_ecs_auditd_type", {"type": "auditd.log.record_type"}, product="linux", service="auditd"),
-            ProcessingItem(  # auditd keys (a0, exe, key, SYSCALL, ...) as collectors/logs keeps them
-                identifier="soc_ecs_auditd",
-                transformation=AddFieldnamePrefixTransformation("auditd.log."),
-                field_name_conditions=[IncludeFieldCondition(fields=["\\w+\\."], mode="re")],
-                field_name_condition_negation=True,
-                rule_conditions=[LogsourceCondition(product="linux", service="auditd")],
-            ),
+            # auditd keys (a0, exe, key, SYSCALL, ...) as collectors/logs keeps them
+            _prefix_others("soc_ecs_auditd", "auditd.log.", None, product="linux", service="auditd"),
         ],
     )
 
@@ -223,7 +228,7 @@ def get_pipeline(names: str | list[str] | None) -> ProcessingPipeline:
         try:
             pipeline = pipeline + PIPELINES[name]()
         except KeyError:
-            raise KeyError(f"unknown pipeline {name!r}: use one of {', '.join(sorted(PIPELINES))}") from None
+            raise UnknownPipeline(f"unknown pipeline {name!r}: use one of {', '.join(sorted(PIPELINES))}") from None
     return pipeline
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from typer.testing import CliRunner
@@ -121,15 +123,17 @@ def test_rules_convert_bad_target() -> None:
     assert result.exit_code == 2
 
 
-def test_sshd_lines_reach_sigmahq_rules_written_for_service_sshd() -> None:
-    """Our parsers give Linux auth lines one log source (linux/auth); SigmaHQ's sshd rules name service sshd."""
+def _engine_and_parser(rule: str, parser: str) -> tuple[Any, Callable[[str], Any]]:
+    """A SigmaEngine with one SigmaHQ rule (a path under ``rules/``) and one of our log parsers."""
     from collectors.logs.parsers import get_parser
     from detectors.sigma import SigmaEngine
 
-    rule = Path(__file__).resolve().parents[2].parent / "shared" / "sigma" / "rules" / "linux" / "builtin" / "sshd" / \
-        "lnx_sshd_susp_ssh.yml"
-    engine = SigmaEngine.from_paths([rule])
-    parse = get_parser("syslog").parse
+    return SigmaEngine.from_paths([SHARED / "sigma" / "rules" / rule]), get_parser(parser).parse
+
+
+def test_sshd_lines_reach_sigmahq_rules_written_for_service_sshd() -> None:
+    """Our parsers give Linux auth lines one log source (linux/auth); SigmaHQ's sshd rules name service sshd."""
+    engine, parse = _engine_and_parser("linux/builtin/sshd/lnx_sshd_susp_ssh.yml", "syslog")
     hit = parse("<38>1 2026-11-25T10:00:00Z web01 sshd 42 - - error: Corrupted MAC on input. [preauth]")
     miss = parse("<38>1 2026-11-25T10:00:00Z web01 sudo 42 - - error: Corrupted MAC on input.")
     assert [a.rule.name for a in engine.process(hit)] == ["Suspicious OpenSSH Daemon Error"]
@@ -139,13 +143,7 @@ def test_sshd_lines_reach_sigmahq_rules_written_for_service_sshd() -> None:
 def test_auditd_records_reach_sigmahq_auditd_rules() -> None:
     """SigmaHQ's auditd rules name the record's raw keys (type, a0, ...); the auditd parser keeps them under
     auditd.log.*: the soc pipeline maps one to the other."""
-    from collectors.logs.parsers import get_parser
-    from detectors.sigma import SigmaEngine
-
-    rule = Path(__file__).resolve().parents[2].parent / "shared" / "sigma" / "rules" / "linux" / "auditd" / \
-        "execve" / "lnx_auditd_chattr_immutable_removal.yml"
-    engine = SigmaEngine.from_paths([rule])
-    parse = get_parser("auditd").parse
+    engine, parse = _engine_and_parser("linux/auditd/execve/lnx_auditd_chattr_immutable_removal.yml", "auditd")
     hit = parse('type=EXECVE msg=audit(1732528800.123:456): argc=3 a0="chattr" a1="-i" a2="/etc/passwd"')
     miss = parse('type=EXECVE msg=audit(1732528800.123:457): argc=3 a0="chattr" a1="+i" a2="/etc/passwd"')
     assert [a.rule.name for a in engine.process(hit)] == ["Remove Immutable File Attribute - Auditd"]

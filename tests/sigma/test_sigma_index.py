@@ -17,18 +17,13 @@ from sigma.rule import SigmaRule
 import detectors.sigma.loader  # noqa: F401  (registers the utf16le modifier name)
 from collectors.logs.evtx import iter_evtx_events
 from detectors.sigma import RuleSet, SigmaEngine
-from detectors.sigma.compile import (
-    CompileContext,
-    CompiledRule,
-    Matcher,
-    PlanOr,
-    closure_matcher,
-    compile_rule,
-    plan_condition,
-    reset_event_cache,
-)
+from detectors.sigma.codegen import closure_matcher
+from detectors.sigma.compile import CompiledRule, compile_rule
+from detectors.sigma.context import CompileContext, Matcher
+from detectors.sigma.fields import reset_event_cache
 from detectors.sigma.index import RuleIndex
 from detectors.sigma.loader import rule_name
+from detectors.sigma.planning import PlanOr, plan_condition
 from soc.core.model import Event
 
 EVTX = Path(__file__).resolve().parents[2] / ".." / "shared" / "evtx"
