@@ -1,7 +1,8 @@
 """Triage: what analysts do to alerts, the same functions for the CLI and the web console.
 
 Statuses move forward: new → acknowledged → in progress → closed (with a verdict); steps may be skipped, and a
-closed alert can be reopened. Every change is appended to the audit log with who did it and when.
+closed alert can be reopened. Every change is appended to the audit log with who did it and when, in the same
+unit of work as the change itself (a close with a reason and its note are one unit too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from soc.alerts.suppression import Suppression
 from soc.audit import AuditLog
 from soc.core.errors import SocError
 from soc.core.model import Alert, AlertStatus, Verdict, iso_now
-from soc.store.base import AlertStore
+from soc.store.base import AlertStore, TriageChange, TriageCompute, audit_entry
 
 _FORWARD: dict[AlertStatus, set[AlertStatus]] = {
     AlertStatus.NEW: {AlertStatus.ACKNOWLEDGED, AlertStatus.IN_PROGRESS, AlertStatus.CLOSED},
@@ -37,90 +38,82 @@ class Outcome:
     message: str
 
 
+# The steps: each receives the alert as stored now, inside the store's unit of work, and says what changes and
+# what the audit log records (or raises TriageError to refuse). A retried unit calls its step again.
+
+def _set(alert: Alert, actor: str, action: str, changes: dict[str, Any],
+         details: dict[str, Any] | None = None) -> TriageChange:
+    return TriageChange(changes, [audit_entry(actor, action, f"alert:{alert.id}", {**(details or {}), **changes})])
+
+
+def _move(alert: Alert, to: AlertStatus, actor: str, action: str,
+          extra: dict[str, Any] | None = None) -> TriageChange:
+    if to not in _FORWARD[alert.status]:
+        raise TriageError(f"alert {alert.id} is {alert.status.value}: it cannot become {to.value}")
+    return _set(alert, actor, action, {"status": to.value, **(extra or {})}, {"from": alert.status.value})
+
+
+def _noted(alert: Alert, text: str, actor: str, with_change: TriageChange | None = None) -> TriageChange:
+    """A note added to the notes stored now (also together with another change, as one unit)."""
+    base = with_change or TriageChange({})
+    notes = [*alert.notes, {"at": iso_now(), "by": actor, "text": text}]
+    return TriageChange({**base.changes, "notes": notes},
+                        [*base.audit, audit_entry(actor, "alert.noted", f"alert:{alert.id}", {"text": text})])
+
+
 class Triage:
+    """Every change of an alert is one unit of work of the store (``AlertStore.change_triage``): the alert is read,
+    the step decides on that fresh copy (a note is added to the notes stored now, a transition is checked against
+    the status stored now), and the change is stored with its audit records, or neither."""
+
     def __init__(self, store: AlertStore, audit: AuditLog | None = None) -> None:
         self.store = store
         self.audit = audit or AuditLog(store)
 
-    def _alert(self, alert_id: str) -> Alert:
-        alert = self.store.get(alert_id)
-        if alert is None:
-            raise TriageError(f"no alert with id {alert_id}")
-        return alert
-
-    def _change(self, alert: Alert, actor: str, action: str, changes: dict[str, Any],
-                details: dict[str, Any] | None = None) -> None:
-        self.store.update_triage(alert.id, changes)
-        self.audit.append(actor, action, f"alert:{alert.id}", {**(details or {}), **changes})
-
-    def _move(self, alert: Alert, to: AlertStatus, actor: str, action: str,
-              extra: dict[str, Any] | None = None) -> None:
-        if to not in _FORWARD[alert.status]:
-            raise TriageError(f"alert {alert.id} is {alert.status.value}: it cannot become {to.value}")
-        self._change(alert, actor, action, {"status": to.value, **(extra or {})}, {"from": alert.status.value})
-
-    def _each(self, alert_ids: Iterable[str], action: Any) -> list[Outcome]:
+    def _each(self, alert_ids: Iterable[str], step: TriageCompute, message: str) -> list[Outcome]:
         """Bulk actions: each alert on its own, so one refusal does not stop the others."""
         outcomes = []
         for alert_id in alert_ids:
             try:
-                message = action(self._alert(alert_id))
+                if self.store.change_triage(alert_id, step) is None:
+                    raise TriageError(f"no alert with id {alert_id}")
                 outcomes.append(Outcome(alert_id, True, message))
             except TriageError as exc:
                 outcomes.append(Outcome(alert_id, False, exc.message))
         return outcomes
 
     def acknowledge(self, alert_ids: Iterable[str], actor: str) -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._move(alert, AlertStatus.ACKNOWLEDGED, actor, "alert.acknowledged")
-            return "acknowledged"
-        return self._each(alert_ids, act)
+        return self._each(alert_ids, lambda a: _move(a, AlertStatus.ACKNOWLEDGED, actor, "alert.acknowledged"),
+                          "acknowledged")
 
     def start(self, alert_ids: Iterable[str], actor: str) -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._move(alert, AlertStatus.IN_PROGRESS, actor, "alert.in_progress")
-            return "in progress"
-        return self._each(alert_ids, act)
+        return self._each(alert_ids, lambda a: _move(a, AlertStatus.IN_PROGRESS, actor, "alert.in_progress"),
+                          "in progress")
 
     def assign(self, alert_ids: Iterable[str], assignee: str, actor: str) -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._change(alert, actor, "alert.assigned", {"assignee": assignee},
-                         {"previous": alert.assignee})
-            return f"assigned to {assignee}"
-        return self._each(alert_ids, act)
+        return self._each(alert_ids, lambda a: _set(a, actor, "alert.assigned", {"assignee": assignee},
+                                                    {"previous": a.assignee}), f"assigned to {assignee}")
 
     def note(self, alert_id: str, text: str, actor: str) -> Outcome:
         if not text.strip():
             raise TriageError("a note needs text")
-
-        def act(alert: Alert) -> str:
-            notes = [*alert.notes, {"at": iso_now(), "by": actor, "text": text}]
-            self.store.update_triage(alert.id, {"notes": notes})
-            self.audit.append(actor, "alert.noted", f"alert:{alert.id}", {"text": text})
-            return "note added"
-        return self._each([alert_id], act)[0]
+        return self._each([alert_id], lambda a: _noted(a, text, actor), "note added")[0]
 
     def close(self, alert_ids: Iterable[str], verdict: Verdict, actor: str, reason: str = "") -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._move(alert, AlertStatus.CLOSED, actor, "alert.closed", {"verdict": verdict.value})
-            if reason:
-                self.note(alert.id, f"closed: {reason}", actor)
-            return f"closed as {verdict.value}"
-        return self._each(alert_ids, act)
+        def step(alert: Alert) -> TriageChange:
+            closed = _move(alert, AlertStatus.CLOSED, actor, "alert.closed", {"verdict": verdict.value})
+            return _noted(alert, f"closed: {reason}", actor, closed) if reason else closed
+        return self._each(alert_ids, step, f"closed as {verdict.value}")
 
     def reopen(self, alert_ids: Iterable[str], actor: str, reason: str) -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._move(alert, AlertStatus.ACKNOWLEDGED, actor, "alert.reopened", {"verdict": None})
-            self.note(alert.id, f"reopened: {reason}", actor)
-            return "reopened"
-        return self._each(alert_ids, act)
+        def step(alert: Alert) -> TriageChange:
+            reopened = _move(alert, AlertStatus.ACKNOWLEDGED, actor, "alert.reopened", {"verdict": None})
+            return _noted(alert, f"reopened: {reason}", actor, reopened)
+        return self._each(alert_ids, step, "reopened")
 
     def link(self, alert_ids: Iterable[str], incident_id: str, actor: str) -> list[Outcome]:
-        def act(alert: Alert) -> str:
-            self._change(alert, actor, "alert.linked", {"incident_id": incident_id},
-                         {"previous": alert.incident_id})
-            return f"linked to {incident_id}"
-        return self._each(alert_ids, act)
+        return self._each(alert_ids, lambda a: _set(a, actor, "alert.linked", {"incident_id": incident_id},
+                                                    {"previous": a.incident_id}), f"linked to {incident_id}")
 
     def suppress(self, fields: dict[str, str], reason: str, actor: str, days: float | None = None,
                  now: datetime | None = None) -> Suppression:

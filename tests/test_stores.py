@@ -51,9 +51,12 @@ def test_search_filters_and_orders_newest_first(store: AlertStore) -> None:
 
 def test_events_are_stored(store: AlertStore) -> None:
     events = [{"@timestamp": "2026-11-25T01:02:03.000000Z", "event": {"dataset": "soc.flow", "kind": "event"},
-               "source": {"ip": "10.1.1.1", "port": 1234}, "destination": {"ip": "2001:db8::1", "port": 443}}
-              for _ in range(3)]
+               "source": {"ip": "10.1.1.1", "port": 1234 + n}, "destination": {"ip": "2001:db8::1", "port": 443}}
+              for n in range(3)]
     assert store.write_events(events) == 3
+    assert store.write_events([*events, events[0]]) == 0  # seen again (twice in one batch too): nothing new
+    stored = store.events_for_address("10.1.1.1")
+    assert sorted(e["source"]["port"] for e in stored) == [1234, 1235, 1236]
 
 
 def test_elasticsearch_mappings_are_ecs(es_url: str, es_prefix: str) -> None:

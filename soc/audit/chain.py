@@ -1,27 +1,20 @@
 """The audit log: every record carries the SHA-256 of the one before it, so an edited, inserted, deleted or
 reordered record breaks the chain where it happened. The head (last sequence number and hash) is also kept as
 a record of its own, so cutting records off the end is detected too.
+
+The stores chain and append records themselves (``AlertStore.append_audit_entry``, and ``change_triage`` with a
+triage change in the same unit of work), so concurrent writers in several processes never fork the chain; the
+record format and its hash live in :mod:`soc.store.base` for that reason.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from soc.core.model import iso_now
-from soc.store.base import AlertStore, AuditConflict
+from soc.store.base import AUDIT_HEAD, GENESIS, AlertStore, audit_entry, record_hash
 
-GENESIS = "0" * 64
-_HASHED = ("seq", "at", "actor", "action", "subject", "details", "prev_hash")
-_HEAD = ("audit_head", "head")
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    canonical = json.dumps({k: record.get(k) for k in _HASHED}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+__all__ = ["GENESIS", "AuditLog", "VerifyReport", "record_hash"]
 
 
 @dataclass(slots=True)
@@ -37,38 +30,20 @@ class VerifyReport:
 class AuditLog:
     def __init__(self, store: AlertStore) -> None:
         self.store = store
-        self._last: tuple[int, str] | None = None
-
-    def _head(self) -> tuple[int, str]:
-        if self._last is None:
-            records = self.store.read_audit()
-            self._last = (records[-1]["seq"], records[-1]["hash"]) if records else (0, GENESIS)
-        return self._last
 
     def append(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None,
                at: str | None = None) -> dict[str, Any]:
         """Append one record: ``actor`` did ``action`` to ``subject`` (``alert:ID``, ``incident:ID``, ...)."""
-        for _ in range(5):
-            seq, prev_hash = self._head()
-            record: dict[str, Any] = {"seq": seq + 1, "at": at or iso_now(), "actor": actor, "action": action,
-                                      "subject": subject, "details": details or {}, "prev_hash": prev_hash}
-            record["hash"] = record_hash(record)
-            try:
-                self.store.append_audit(record)
-            except AuditConflict:  # another writer went first: re-read the head and chain after it
-                self._last = None
-                continue
-            self._last = (record["seq"], record["hash"])
-            self.store.put_record(*_HEAD, {"seq": record["seq"], "hash": record["hash"]})
-            return record
-        raise AuditConflict("could not append to the audit log: it keeps changing under us")
+        return self.store.append_audit_entry(audit_entry(actor, action, subject, details, at))
 
     def records(self, subject: str | None = None) -> list[dict[str, Any]]:
         records = self.store.read_audit()
         return [r for r in records if subject is None or r["subject"] == subject]
 
     def verify(self) -> VerifyReport:
-        """Walk the chain; every problem names the record where it shows."""
+        """Walk the chain; every problem names the record where it shows. Records of triage changes whose
+        writer stopped before appending them are appended first (the Elasticsearch store's outbox)."""
+        self.store.complete_audit()
         records = self.store.read_audit()
         report = VerifyReport(len(records))
         problems = report.problems
@@ -93,7 +68,7 @@ class AuditLog:
                                     "removed or replaced")
             previous_hash, previous_seq = str(record.get("hash")), seq
             seen[previous_hash] = seq
-        head = self.store.get_record(*_HEAD)
+        head = self.store.get_record(*AUDIT_HEAD)
         by_seq = {r.get("seq"): r for r in records}
         if head is None:
             if records:

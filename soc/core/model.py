@@ -160,7 +160,7 @@ class TcpFlag(enum.IntFlag):
 class FlowEnd(enum.IntEnum):
     IDLE = 0
     ACTIVE = 1
-    TCP_CLOSED = 2  # FIN or RST seen, then a new connection on the same ports
+    TCP_CLOSED = 2  # a SYN opened a new connection on the same ports (collectors/flows/reference.py)
     END_OF_CAPTURE = 3
     EVICTED = 4
 
@@ -368,3 +368,32 @@ def triage_from_doc(alert_doc: dict[str, Any]) -> dict[str, Any]:
 TRIAGE_FIELDS = ("status", "assignee", "verdict", "notes", "incident_id", "suppressed_by", "created_at")
 
 _ALERT_EVENT_KEYS = {"id", "kind", "module", "dataset", "severity", "risk_score", "start", "end"}
+
+
+# --- event identity --------------------------------------------------------------------------------------------
+
+# What differs when the same event is seen again by another sensor or in another run (when it was read, by whom),
+# so it is no part of the event's identity; ``event.id`` is where the identity itself is written.
+_EVENT_RUN_FIELDS = ("ingested", "created", "id")
+_RUN_OBJECTS = ("observer", "agent")
+
+
+def event_id(event: Event) -> str:
+    """Deterministic id of an event, so a capture replayed twice or a log line read by two sensors is stored
+    once: a digest of ``@timestamp``, ``event.dataset``/``event.module`` and ``event.original`` (the raw record)
+    when there is one, else of the canonical JSON of the whole document without ``event.ingested``,
+    ``event.created``, ``event.id``, ``observer.*`` and ``agent.*``. Two log lines alike in every field and
+    timestamp are still two events when they carry their position (``log.offset``, ``soc.packet.frame``)."""
+    original = get_field(event, "event.original")
+    basis: Any
+    if original is not None:
+        basis = [get_field(event, "@timestamp"), get_field(event, "event.dataset"), get_field(event, "event.module"),
+                 original]
+    else:
+        basis = {k: v for k, v in event.items()
+                 if k not in _RUN_OBJECTS and not k.startswith(tuple(f"{o}." for o in _RUN_OBJECTS))
+                 and k not in {f"event.{name}" for name in _EVENT_RUN_FIELDS}}
+        if isinstance(basis.get("event"), dict):
+            basis["event"] = {k: v for k, v in basis["event"].items() if k not in _EVENT_RUN_FIELDS}
+    canonical = json.dumps(basis, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -3,10 +3,28 @@ the official client's helpers with the alert id as ``_id``, retries with back-of
 
 An alert goes to the monthly index of its first sighting, so the same alert always lands in the same index and a
 second write updates it: the detection part through ``doc``, the whole alert (triage included) only as ``upsert``.
+Events are created under their :func:`soc.core.model.event_id`, so an event seen again is stored once.
+
+Triage is optimistic: the alert is read with its ``_seq_no``/``_primary_term`` and updated only if neither moved
+(``if_seq_no``/``if_primary_term``); another writer in between means reading and computing again. Elasticsearch has
+no transaction over two documents, so the audit record goes through an outbox: the same conditional update that
+changes the alert writes the pending audit entry, with a unique ``entry_id``, into the alert
+(``soc.alert.audit_pending``); then it is appended to the audit log, then cleared. Whoever finds a pending entry
+(the next change of that alert, ``audit verify``) appends it first, so a crash in between loses no record, and no
+entry is appended twice: an entry carries ``after``, the audit head seen before it was written (the entry can only
+be later in the log), and an appender reads every record from there (real-time gets) before it creates one, by
+``seq`` id, at the first free place. ``create`` fails if another record took that place; the appender then reads it
+and goes on after it. Records are never rewritten, so once a place holds another entry it always will: two
+appenders of one entry cannot both create it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,8 +42,18 @@ from elasticsearch import (
 
 from soc.core.config import ElasticsearchSettings
 from soc.core.errors import StoreError, StoreUnavailable
-from soc.core.model import TRIAGE_FIELDS, Alert, Event, get_field
-from soc.store.base import AlertQuery, AlertStore, AuditConflict
+from soc.core.model import TRIAGE_FIELDS, Alert, Event, event_id, get_field
+from soc.store.base import (
+    AUDIT_HEAD,
+    GENESIS,
+    AlertQuery,
+    AlertStore,
+    AuditConflict,
+    ChangeConflict,
+    TriageCompute,
+    chain_record,
+    check_triage_fields,
+)
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _ENDPOINT = {
@@ -91,6 +119,9 @@ ALERTS_TEMPLATE = {
                         "status": _KEYWORD, "assignee": _KEYWORD, "count": {"type": "long"},
                         "verdict": _KEYWORD, "incident_id": _KEYWORD, "suppressed_by": _KEYWORD,
                         "created_at": {"type": "date"},
+                        # the outbox: audit entries (JSON text) written with a change, cleared once appended
+                        "audit_pending": {"type": "keyword", "index": False, "doc_values": False},
+                        "audit_pending_ids": _KEYWORD,
                         "notes": {"properties": {"at": {"type": "date"}, "by": _KEYWORD, "text": {"type": "text"}}},
                         # detector-specific evidence: kept whole, not indexed (its fields differ per detector)
                         "evidence": {"type": "object", "enabled": False},
@@ -124,6 +155,15 @@ RECORDS_TEMPLATE = {
 _UNAVAILABLE = (ConnectionError, ConnectionTimeout)
 MAX_PAGE = 10000  # index.max_result_window
 _RETRYABLE_STATUS = {429, 502, 503, 504}
+CHANGE_ATTEMPTS = 30  # conditional updates of one alert before giving up (each after a jittered pause)
+_AUDIT_STEPS = 100_000  # records read or places tried by one append: every step is progress, this only bounds it
+_AUDIT_PAGE = 16  # audit records read per real-time multi-get while looking for the end of the log
+_PENDING, _PENDING_IDS = "audit_pending", "audit_pending_ids"
+
+
+def _pause(attempt: int) -> None:
+    """Full jitter, growing to at most half a second, so writers that collided do not collide again."""
+    time.sleep(random.uniform(0, min(0.01 * 2 ** attempt, 0.5)))
 
 
 def monthly_index(prefix: str, timestamp: str) -> str:
@@ -198,17 +238,25 @@ class ElasticsearchStore(AlertStore):
         self._bulk("writing alerts", actions)
 
     def write_events(self, events: Iterable[Event]) -> int:
+        """Returns how many were new: ``create`` of an id already stored (409) is the same event seen again."""
         self.ensure_templates()
-        actions = [{"_op_type": "index", "_index": monthly_index(self.events_prefix, str(get_field(e, "@timestamp"))),
-                    "_source": e} for e in events]
-        self._bulk("writing events", actions)
-        return len(actions)
+        actions = []
+        for event in events:
+            identity = event_id(event)
+            if get_field(event, "event.id") is None:
+                event = {**event, "event": {**(event.get("event") or {}), "id": identity}}
+            actions.append({"_op_type": "create", "_id": identity, "_source": event,
+                            "_index": monthly_index(self.events_prefix, str(get_field(event, "@timestamp")))})
+        return self._bulk("writing events", actions, exists_ok=True) if actions else 0
 
-    def _bulk(self, what: str, actions: list[dict[str, Any]]) -> None:
-        _, errors = self._call(what, lambda: helpers.bulk(
+    def _bulk(self, what: str, actions: list[dict[str, Any]], exists_ok: bool = False) -> int:
+        """Returns how many actions succeeded; with ``exists_ok``, a create refused as existing is no error."""
+        done, errors = self._call(what, lambda: helpers.bulk(
             self.client, actions, max_retries=5, initial_backoff=1, max_backoff=30, raise_on_error=False,
             raise_on_exception=True, refresh="wait_for", chunk_size=1000,
         ))
+        if exists_ok:
+            errors = [item for item in errors if next(iter(item.values())).get("status") != 409]
         if errors:
             statuses = {next(iter(item.values())).get("status") for item in errors}
             first = next(iter(errors[0].values()))
@@ -217,6 +265,7 @@ class ElasticsearchStore(AlertStore):
                                        f" (status {sorted(statuses)}); will retry")
             raise StoreError(f"Elasticsearch at {self.url} refused {len(errors)} of {len(actions)} documents while"
                              f" {what}; first: id {first.get('_id')}: {first.get('error')}")
+        return int(done)
 
     def events_for_address(self, address: str, limit: int = 20) -> list[Event]:
         query = {"bool": {"should": [{"term": {"source.ip": address}}, {"term": {"destination.ip": address}}],
@@ -231,9 +280,7 @@ class ElasticsearchStore(AlertStore):
         return hits[0] if hits else None
 
     def update_triage(self, alert_id: str, changes: dict[str, Any]) -> bool:
-        unknown = set(changes) - set(TRIAGE_FIELDS)
-        if unknown:
-            raise ValueError(f"not triage fields: {sorted(unknown)}")
+        check_triage_fields(changes)
         index = self._index_of(alert_id)
         if index is None:
             return False
@@ -247,6 +294,81 @@ class ElasticsearchStore(AlertStore):
             ignore_unavailable=True, allow_no_indices=True))
         hits = answer["hits"]["hits"]
         return str(hits[0]["_index"]) if hits else None
+
+    # --- triage and its audit record as one unit of work (see the module's docstring) ---
+
+    def change_triage(self, alert_id: str, compute: TriageCompute) -> list[dict[str, Any]] | None:
+        index = self._index_of(alert_id)  # an alert never moves: its index is found once
+        if index is None:
+            return None
+        for attempt in range(CHANGE_ATTEMPTS):
+            hit = self._read_alert(index, alert_id)
+            if hit is None:
+                return None
+            if _alert_part(hit).get(_PENDING_IDS):  # an earlier change's record goes first, keeping their order
+                self._complete(index, hit)
+                continue
+            change = compute(Alert.from_ecs(hit["_source"]))
+            check_triage_fields(change.changes)
+            after = self._head()[0]
+            entries = [{**entry, "entry_id": uuid.uuid4().hex, "after": after} for entry in change.audit]
+            outbox = {_PENDING: [json.dumps(e) for e in entries], _PENDING_IDS: [e["entry_id"] for e in entries]}
+            try:
+                answer = self._call(f"changing alert {alert_id}", lambda hit=hit, change=change, outbox=outbox:
+                                    self.client.update(index=index, id=alert_id,
+                                                       doc={"soc": {"alert": {**change.changes, **outbox}}},
+                                                       if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"],
+                                                       refresh=True))
+            except ConflictError:  # another writer changed it since we read it: read and compute again
+                _pause(attempt)
+                continue
+            try:
+                records = [self._append_chained(entry)[0] for entry in entries]
+            except StoreError as exc:
+                raise type(exc)(f"alert {alert_id} was changed; its audit record is kept with the alert and appended "
+                                f"by its next change or `soc audit verify`: {exc.message}") from None
+            # change and record are both stored now: an entry left in the outbox is found logged and cleared later
+            with contextlib.suppress(StoreError):
+                self._clear_pending(index, alert_id, set(outbox[_PENDING_IDS]), answer["_seq_no"],
+                                    answer["_primary_term"])
+            return records
+        raise ChangeConflict(f"Elasticsearch at {self.url}: alert {alert_id} was changed by others during each of "
+                             f"{CHANGE_ATTEMPTS} attempts to change it; nothing was changed, try again")
+
+    def _read_alert(self, index: str, alert_id: str) -> dict[str, Any] | None:
+        """The alert as stored now (a real-time get), with the ``_seq_no``/``_primary_term`` of this version."""
+        answer = self._call(f"reading alert {alert_id}", lambda: self.client.get(index=index, id=alert_id),
+                            missing_ok=True)
+        return dict(answer) if answer is not None else None
+
+    def _complete(self, index: str, hit: dict[str, Any]) -> int:
+        """Append the pending audit entries of the alert version ``hit`` (each at most once), then clear them."""
+        part = _alert_part(hit)
+        appended = sum(self._append_chained(json.loads(text))[1] for text in part.get(_PENDING) or [])
+        self._clear_pending(index, hit["_id"], set(part.get(_PENDING_IDS) or []), hit["_seq_no"],
+                            hit["_primary_term"])
+        return appended
+
+    def _clear_pending(self, index: str, alert_id: str, done: set[str], seq_no: int, primary_term: int) -> None:
+        """Remove the appended entries ``done`` from the alert's outbox, if that version is still the stored one;
+        left there, they are harmless: the next appender finds them in the log and only clears them."""
+        remaining: list[str] = []
+        for attempt in range(CHANGE_ATTEMPTS):
+            outbox = {_PENDING: remaining, _PENDING_IDS: [json.loads(text)["entry_id"] for text in remaining]}
+            try:
+                self._call(f"clearing the audit outbox of alert {alert_id}", lambda outbox=outbox, seq_no=seq_no,
+                           primary_term=primary_term: self.client.update(
+                               index=index, id=alert_id, doc={"soc": {"alert": outbox}}, if_seq_no=seq_no,
+                               if_primary_term=primary_term))
+                return
+            except ConflictError:
+                hit = self._read_alert(index, alert_id)
+                if hit is None or not done & set(_alert_part(hit).get(_PENDING_IDS) or []):
+                    return  # cleared by another writer already
+                remaining = [text for text in _alert_part(hit).get(_PENDING) or []
+                             if json.loads(text)["entry_id"] not in done]
+                seq_no, primary_term = hit["_seq_no"], hit["_primary_term"]
+                _pause(attempt)
 
     def search(self, query: AlertQuery) -> list[Alert]:
         filters: list[dict[str, Any]] = []
@@ -322,6 +444,97 @@ class ElasticsearchStore(AlertStore):
         except ConflictError:
             raise AuditConflict(f"audit record {entry['seq']} exists already") from None
 
+    def append_audit_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return self._append_chained(entry)[0]
+
+    def complete_audit(self) -> int:
+        answer = self._call("finding pending audit records", lambda: self.client.search(
+            index=f"{self.alerts_prefix}*", query={"exists": {"field": f"soc.alert.{_PENDING_IDS}"}}, source=False,
+            size=MAX_PAGE, ignore_unavailable=True, allow_no_indices=True))
+        appended = 0
+        for found in answer["hits"]["hits"]:
+            hit = self._read_alert(found["_index"], found["_id"])
+            if hit is not None and _alert_part(hit).get(_PENDING_IDS):
+                appended += self._complete(found["_index"], hit)
+        return appended
+
+    def _head(self) -> tuple[int, str]:
+        """The recorded head of the audit log (seq, hash): never ahead of the log's end, maybe behind it."""
+        hit = self._head_hit()
+        return (int(hit["_source"]["doc"]["seq"]), str(hit["_source"]["doc"]["hash"])) if hit else (0, GENESIS)
+
+    def _head_hit(self) -> dict[str, Any] | None:
+        answer = self._call("reading the audit head", lambda: self.client.get(
+            index=f"{self.records_prefix}{AUDIT_HEAD[0]}", id=AUDIT_HEAD[1]), missing_ok=True)
+        return dict(answer) if answer is not None else None
+
+    def _audit_page(self, first: int) -> dict[int, dict[str, Any]]:
+        """Audit records ``first`` to ``first + _AUDIT_PAGE - 1`` that exist, by seq (real-time, unlike a search)."""
+        ids = [f"{seq:012d}" for seq in range(first, first + _AUDIT_PAGE)]
+        answer = self._call("reading the audit log", lambda: self.client.mget(index=self.audit_index, ids=ids))
+        return {int(doc["_id"]): doc["_source"]["doc"] for doc in answer["docs"] if doc.get("found")}
+
+    def _append_chained(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Append ``entry`` at the end of the log, chained to the record before; True when appended now, False
+        when an entry with its ``entry_id`` was found there already (see the module's docstring)."""
+        self.ensure_templates()
+        entry_id = entry.get("entry_id")
+        head_seq, head_hash = self._head()
+        start = int(entry["after"]) if entry.get("after") is not None else head_seq
+        last_seq, last_hash = start, GENESIS if start == 0 else None
+        steps = 0
+        while steps < _AUDIT_STEPS:
+            first = last_seq if last_hash is None else last_seq + 1  # the start record itself, for its hash
+            page = self._audit_page(first)
+            free = None
+            for seq in range(first, first + _AUDIT_PAGE):
+                steps += 1
+                record = page.get(seq)
+                if record is None and last_hash is None:  # the start record is gone (tampering): chain as the head says
+                    last_hash = head_hash if seq == head_seq else GENESIS
+                    continue
+                if record is None:
+                    free = seq
+                    break
+                if entry_id and record.get("entry_id") == entry_id:
+                    return record, False
+                last_seq, last_hash = seq, str(record.get("hash"))
+            if free is None:
+                continue
+            record = chain_record(entry, free, str(last_hash))
+            try:
+                self._call("appending to the audit log", lambda record=record: self.client.create(
+                    index=self.audit_index, id=f"{record['seq']:012d}",
+                    document={"seq": record["seq"], "doc": record}))
+            except ConflictError:  # another writer took this place: read it and go on after it
+                steps += 1
+                continue
+            self._advance_head(record)
+            return record, True
+        raise AuditConflict(f"Elasticsearch at {self.url}: could not append to the audit log, it kept growing "
+                            f"under {_AUDIT_STEPS} steps; try again")
+
+    def _advance_head(self, record: dict[str, Any]) -> None:
+        """Move the recorded head to ``record``, never back (a slower writer may come after a later record)."""
+        index, head_id = f"{self.records_prefix}{AUDIT_HEAD[0]}", AUDIT_HEAD[1]
+        document = {"kind": AUDIT_HEAD[0], "doc": {"seq": record["seq"], "hash": record["hash"]}}
+        for attempt in range(CHANGE_ATTEMPTS):
+            hit = self._head_hit()
+            if hit is not None and int(hit["_source"]["doc"]["seq"]) >= record["seq"]:
+                return
+            try:
+                if hit is None:
+                    self._call("recording the audit head", lambda: self.client.create(
+                        index=index, id=head_id, document=document))
+                else:
+                    self._call("recording the audit head", lambda hit=hit: self.client.index(
+                        index=index, id=head_id, document=document, if_seq_no=hit["_seq_no"],
+                        if_primary_term=hit["_primary_term"]))
+                return
+            except ConflictError:
+                _pause(attempt)
+        # still behind after every attempt: a lagging head is allowed (verify checks the record it names)
+
     def read_audit(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
         exists = self._call("reading the audit log", lambda: self.client.indices.exists(index=self.audit_index))
@@ -335,6 +548,10 @@ class ElasticsearchStore(AlertStore):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _alert_part(hit: dict[str, Any]) -> dict[str, Any]:
+    return dict(hit["_source"].get("soc", {}).get("alert", {}))
 
 
 def _without_triage(doc: dict[str, Any]) -> dict[str, Any]:
