@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -20,8 +21,13 @@ from soc.store.base import AlertStore
 KIND = "user"
 _log = logging.getLogger(__name__)
 _HASHER = PasswordHasher()
-# verified against when the user does not exist, so an unknown name costs the same time as a wrong password
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so an unknown name costs the same time as a wrong password.
+    Made on first use, not at import: hashing takes a tenth of a second that every `soc` command would pay."""
+    return _HASHER.hash("not a password of anyone")
 
 
 class Role(enum.StrEnum):
@@ -123,7 +129,7 @@ class Users:
 def password_matches(user: User | None, password: str) -> bool:
     """Argon2 verification (slow on purpose); an unknown user costs the same time as a wrong password."""
     try:
-        _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _HASHER.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return user is not None

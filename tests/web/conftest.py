@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from soc.core.config import Settings
 from soc.core.model import Alert, Rule, Severity
+from soc.engine.sources import replay_files
 from soc.incidents import Incidents
-from soc.pipeline import Replay
 from soc.store import AlertQuery
 from soc.store.sqlite import SqliteStore
 from soc.web import create_app
@@ -65,7 +75,7 @@ class World:
 def build_world(folder: Path) -> World:
     settings = settings_for(folder)
     store = SqliteStore(folder / "soc.db")
-    Replay(settings, store).run([SYNSCAN])
+    replay_files(settings, store, [SYNSCAN])
     [scan] = store.search(AlertQuery())
     other, own_hostile = hostile_alert(OTHER, 1), hostile_alert(OWN, 2)
     store.write([other, own_hostile])
@@ -104,9 +114,56 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
+def login(client: httpx.Client, name: str, password: str = PASSWORD) -> str:
     """Log in; returns the session's CSRF token."""
     token = csrf_of(client.get("/login").text)
     answer = client.post("/login", data={"name": name, "password": password, "csrf": token})
     assert answer.status_code == 303, answer.text
     return csrf_of(client.get(answer.headers["location"]).text)
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` on a real uvicorn server on a free port of 127.0.0.1, in a thread; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):  # wait for the socket, not for a fixed time
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    route: Any  # the APIRoute, or what FastAPI shows of it once included (same dependant and endpoint)
+
+
+def endpoints(app: FastAPI) -> tuple[list[Endpoint], list[Any]]:
+    """Every (method, path) the app serves, and the routes that are not API routes (static files).
+
+    Newer FastAPI keeps each included router as one entry of ``app.routes``; ``iter_route_contexts`` opens them
+    (older ones list the routes themselves, which is what the fallback walks)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        flat: list[Any] = list(iter_route_contexts(app.routes))
+    except ImportError:
+        flat = list(app.routes)
+    found, others = [], []
+    for route in flat:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            found += [Endpoint(method, route.path, route) for method in sorted(route.methods)]
+        else:
+            others.append(route)
+    return found, others

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from soc.audit import AuditLog
 from soc.store.sqlite import SqliteStore
 from soc.web import create_app
 
-from .conftest import OWN, PASSWORD, World
+from .conftest import OWN, PASSWORD, World, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -36,21 +32,8 @@ if not CHROMIUM.exists():
 
 @pytest.fixture
 def console_url(world: World) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(world.settings, SqliteStore(world.folder / "soc.db"), "browser-test-key")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):  # wait for the socket, not for a fixed time
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(world.settings, SqliteStore(world.folder / "soc.db"), "browser-test-key")) as url:
+        yield url
 
 
 def test_each_role_in_a_real_browser(world: World, console_url: str) -> None:

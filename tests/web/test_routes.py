@@ -3,10 +3,10 @@ rate limit and audit, languages, triage through the console, exports."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from soc.audit import AuditLog
@@ -14,51 +14,64 @@ from soc.core.model import AlertStatus
 from soc.store.sqlite import SqliteStore
 from soc.triage import Triage
 from soc.web import create_app
-from soc.web.users import LoginLimiter
+from soc.web.deps import RoleCheck, checked_form
+from soc.web.users import LoginLimiter, Role
 
-from .conftest import OTHER, OWN, PASSWORD, XSS, World, csrf_of, login
+from .conftest import OTHER, OWN, PASSWORD, XSS, World, csrf_of, endpoints, login
 
 ANALYST, OWNER, AUDITOR, ADMIN = "analyst", "owner", "auditor", "admin"
-EVERYONE = {ANALYST: 303, OWNER: 303, AUDITOR: 303, ADMIN: 303}
+ROLES = (ANALYST, OWNER, AUDITOR, ADMIN)
 
 
-def only(ok: int, *roles: str) -> dict[str, int]:
-    return {role: ok if role in roles else 403 for role in (ANALYST, OWNER, AUDITOR, ADMIN)}
+def allowed(roles: tuple[str, ...], *routes: str) -> dict[tuple[str, str], dict[str, int]]:
+    """``routes`` ("GET /path") answer ``roles`` (200 for a page, 303 for a form's redirect), 403 for the others."""
+    table = {}
+    for route in routes:
+        method, path = route.split()
+        ok = 200 if method == "GET" else 303
+        table[(method, path)] = {role: ok if role in roles else 403 for role in ROLES}
+    return table
 
 
 # (method, route) -> {role: status}; a route with {target} is requested for OWN's and OTHER's objects: an owner
 # gets 404 for OTHER's (it cannot even learn they exist), 200 for its own.
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
-    ("GET", "/login"): {ANALYST: 200, OWNER: 200, AUDITOR: 200, ADMIN: 200},
-    ("GET", "/"): EVERYONE,
-    ("POST", "/me/language"): EVERYONE,
-    ("GET", "/alerts"): only(200, ANALYST, OWNER),
-    ("POST", "/alerts/bulk"): only(303, ANALYST),
-    ("GET", "/alerts/{alert_id}"): only(200, ANALYST, OWNER),
-    ("POST", "/alerts/{alert_id}/suppress"): only(303, ANALYST),
-    ("POST", "/alerts/{alert_id}/{action}"): only(303, ANALYST),
-    ("GET", "/incidents"): only(200, ANALYST),
-    ("GET", "/incidents/{incident_id}"): only(200, ANALYST),
-    ("GET", "/playbooks"): only(200, ANALYST),
-    ("POST", "/playbooks/{run_id}/approve"): only(303, ANALYST),
-    ("GET", "/posture"): only(200, ANALYST, OWNER),
-    ("GET", "/posture/{system}"): only(200, ANALYST, OWNER),
-    ("GET", "/posture/{system}/report"): only(200, ANALYST, OWNER),
-    ("GET", "/history"): only(200, AUDITOR),
-    ("GET", "/history/export"): only(200, AUDITOR),
-    ("GET", "/admin/users"): only(200, ADMIN),
-    ("POST", "/admin/users"): only(303, ADMIN),
-    ("GET", "/admin/inventory"): only(200, ADMIN),
-    ("GET", "/api/alerts"): only(200, ANALYST, OWNER),
-    ("GET", "/api/alerts/{alert_id}"): only(200, ANALYST, OWNER),
-    ("GET", "/api/posture/{system}"): only(200, ANALYST, OWNER),
+    ("GET", "/login"): dict.fromkeys(ROLES, 200),
+    ("GET", "/"): dict.fromkeys(ROLES, 303),
+    **allowed(ROLES, "POST /me/language"),
+    **allowed((ANALYST, OWNER), "GET /alerts", "GET /alerts/{alert_id}", "GET /posture", "GET /posture/{system}",
+              "GET /posture/{system}/report", "GET /api/alerts", "GET /api/alerts/{alert_id}",
+              "GET /api/posture/{system}"),
+    **allowed((ANALYST,), "POST /alerts/bulk", "POST /alerts/{alert_id}/suppress", "POST /alerts/{alert_id}/{action}",
+              "GET /incidents", "GET /incidents/{incident_id}", "GET /playbooks", "POST /playbooks/{run_id}/approve"),
+    **allowed((AUDITOR,), "GET /history", "GET /history/export"),
+    **allowed((ADMIN,), "GET /admin/users", "POST /admin/users", "GET /admin/inventory"),
 }
 SPECIAL = {("POST", "/login"), ("POST", "/logout")}  # tested on their own below
+PUBLIC = {("GET", "/login"), ("POST", "/login")}  # the only routes without a role check
 
 
 def routes(client: TestClient) -> list[tuple[str, str]]:
-    return sorted((method, r.path) for r in client.app.routes if isinstance(r, APIRoute)  # type: ignore[attr-defined]
-                  for method in r.methods)
+    return sorted((e.method, e.path) for e in endpoints(client.app)[0])  # type: ignore[arg-type]
+
+
+def test_every_route_declares_its_roles_and_posts_check_csrf(client: TestClient) -> None:
+    """Walks the app's routes: a role check on each (the roles the table above allows), the CSRF-checked form on
+    each POST, a plain function as handler (FastAPI runs it in its thread pool: store I/O never blocks the event
+    loop); nothing else is served but the static files."""
+    found, others = endpoints(client.app)  # type: ignore[arg-type]
+    assert [getattr(r, "path", None) for r in others] == ["/static"]
+    for e in found:
+        calls = [d.call for d in e.route.dependant.dependencies]
+        checks = [c for c in calls if isinstance(c, RoleCheck)]
+        if (e.method, e.path) in PUBLIC:
+            assert checks == [], e
+        else:
+            statuses = EXPECTED.get((e.method, e.path), dict.fromkeys(ROLES, 303))  # /logout: everyone
+            want = frozenset(Role(role) for role, status in statuses.items() if status in (200, 303))
+            assert [c.roles for c in checks] == [want], e
+        assert (checked_form in calls) == (e.method == "POST"), e
+        assert not inspect.iscoroutinefunction(e.route.endpoint), f"{e.method} {e.path} runs on the event loop"
 
 
 def concrete(path: str, world: World, mine: bool) -> str:
@@ -77,7 +90,7 @@ def request(client: TestClient, method: str, path: str, csrf: str) -> tuple[int,
 
 def test_every_route_as_every_role(world: World, client: TestClient) -> None:
     assert set(routes(client)) == set(EXPECTED) | SPECIAL, "a new route needs its expected access here"
-    for role in (ANALYST, OWNER, AUDITOR, ADMIN):
+    for role in ROLES:
         client.cookies.clear()
         csrf = login(client, role)
         for (method, path), expected in EXPECTED.items():
