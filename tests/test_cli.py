@@ -120,14 +120,14 @@ def test_unreachable_elasticsearch_spools_then_delivers(tmp_path: Path, es_url: 
     assert outage.returncode == 75
     assert outage.stderr.count(f"Elasticsearch at {down} unreachable") == 1  # reported once, with its URL
     assert "2 alerts wait in the spool" in outage.stderr
-    assert (tmp_path / ".soc-spool" / "alerts.jsonl").exists()
+    assert list((tmp_path / ".soc-spool").glob("segment-*.jsonl"))  # the replay's own spool segment
 
     up = es_config(tmp_path / "up.yaml", es_url, es_prefix)  # same folder, so the same spool
     recovered = soc("replay", "--config", str(up), str(NMAP), cwd=tmp_path)
     assert recovered.returncode == 0, recovered.stderr
     docs = stored(tmp_path, "--config", str(up))
     assert sorted(d["source"]["ip"] for d in docs) == ["10.87.1.10", "172.16.0.8"]
-    assert not (tmp_path / ".soc-spool" / "alerts.jsonl").exists()
+    assert not list((tmp_path / ".soc-spool").glob("segment-*.jsonl"))
 
 
 @pytest.mark.parametrize("command", [["--help"], ["replay", "--help"], ["alerts", "list", "--help"]])

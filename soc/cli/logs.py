@@ -119,8 +119,8 @@ def ingest(
                 options=options, diagnostics=diagnostics, durable=fsync,
             )  # fmt: skip
         elif detect or events:
-            detected = _detect(ingest_paths(paths, fmt, options=options, diagnostics=diagnostics), events, config,
-                               store)
+            detected = _detect(ingest_paths(paths, fmt, options=options, diagnostics=diagnostics), events, detect,
+                               config, store)
         else:
             for _ in ingest_paths(paths, fmt, options=options, diagnostics=diagnostics):
                 pass
@@ -137,19 +137,17 @@ def ingest(
         exit_if_spooled(settings, alert_store, alert_store.spool.pending() > 0)
 
 
-def _detect(stream: Iterator[Event], store_events: bool, config: Path | None,
+def _detect(stream: Iterator[Event], store_events: bool, detect: bool, config: Path | None,
             store: str | None) -> tuple[Settings, SpooledStore, list[Alert]]:
-    """Events through the Sigma engine into the configured store."""
-    from soc.events import EventPipeline  # the rules compile only when they are used
-    from soc.sink import AlertSink
+    """Events through the engine (the Sigma rules and every other observer of events) into the configured store."""
+    from soc.engine.engine import Engine  # the rules compile only when they are used
+    from soc.engine.sources import EventStream, run_to_end
 
     settings, alert_store = open_configured_store(config, store)
     with alert_store:
-        sink = AlertSink(settings, alert_store)
-        pipeline = EventPipeline(settings, sink, store_events=store_events)
-        pipeline.feed(stream)
-        pipeline.flush()
-    return settings, alert_store, sink.alerts
+        engine = Engine(settings, alert_store, store_events=store_events, observers=None if detect else [])
+        report = run_to_end(engine, [EventStream(stream)])
+    return settings, alert_store, report.alerts
 
 
 if __name__ == "__main__":

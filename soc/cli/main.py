@@ -1,22 +1,15 @@
-"""The `soc` command line: replay captures, read alerts back, check the configuration."""
+"""The `soc` command line: replay captures, run live, check the configuration; every other area of commands is
+named in ``LAZY`` and imported only when one of its commands runs (soc/cli/lazy.py says why)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from soc.cli import lab as lab_cli
-from soc.cli import logs as logs_cli
-from soc.cli import response as response_cli
-from soc.cli import sigma as sigma_cli
-from soc.cli import web as web_cli
 from soc.cli.common import (
     ConfigOption,
     StoreOption,
@@ -29,22 +22,46 @@ from soc.cli.common import (
     print_alerts,
     say,
 )
+from soc.cli.lazy import Lazy, lazy_group
 from soc.core.errors import SocError
-from soc.core.model import Alert, AlertStatus, Severity
-from soc.store import AlertQuery
 
 if TYPE_CHECKING:
-    from soc.pipeline import ReplayReport
+    from rich.progress import Progress, TaskID
+
+    from soc.engine.engine import EngineReport
+
+# The areas, in the order `soc --help` lists them; the help line is the command's own (tests/test_cli_areas.py).
+LAZY = {
+    "ingest": Lazy("soc.cli.logs:ingest", "Parse log files once (the offline twin of `soc replay`): events through the "
+                   "Sigma rules into the store."),
+    "serve": Lazy("soc.cli.web:serve", "Run the web console: analysts' queue, owners' posture, auditors' history, "
+                  "admins' users."),
+    "posture": Lazy("soc.cli.web:posture", "Security-level posture of each system: checks with reasons, alerts, "
+                    "incidents, response times, score."),
+    "alerts": Lazy("soc.cli.alerts:alerts_app", "Read alerts from the store."),
+    "incidents": Lazy("soc.cli.incidents:incidents_app", "Incidents: alerts linked into one case, its phases and "
+                      "reports."),
+    "audit": Lazy("soc.cli.audit:audit_app", "The tamper-evident incident history."),
+    "playbooks": Lazy("soc.cli.playbooks:playbooks_app", "Response playbooks: check, run, approve."),
+    "jobs": Lazy("soc.cli.jobs:jobs_app", "Scheduled jobs: list, run one now, or run the scheduler."),
+    "lab": Lazy("soc.cli.lab:lab_app", "Attack scenarios: generate labelled captures, replay them, score the "
+                "detectors."),
+    "model": Lazy("soc.cli.lab:model_app", "Anomaly models of normal traffic."),
+    "users": Lazy("soc.cli.users:users_app", "Console users: add and list (passwords are stored as argon2 hashes)."),
+    "sigma": Lazy("soc.cli.sigma:sigma_app", "Run Sigma rules on events."),
+    "rules": Lazy("soc.cli.sigma:rules_app", "Check and convert Sigma rules."),
+}
+ORDER = ("replay", "run", "ingest", "serve", "posture", "alerts", "config", "incidents", "audit", "playbooks", "jobs",
+         "lab", "model", "users", "sigma", "rules")
 
 app = typer.Typer(
     name="soc",
     help="Security-monitoring engine: captures and logs in, alerts out (SQLite by default, or Elasticsearch).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=lazy_group(ORDER, LAZY),
 )
-alerts_app = typer.Typer(help="Read alerts from the store.", no_args_is_help=True)
 config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
-app.add_typer(alerts_app, name="alerts")
 app.add_typer(config_app, name="config")
 
 @app.command()
@@ -56,7 +73,8 @@ def replay(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Replay capture files through the flow meter and detectors; write alerts to the store."""
-    from soc.pipeline import Replay  # the detectors' imports cost time: only for commands that need them
+    from soc.engine.engine import Engine  # the detectors' imports cost time: only for commands that need them
+    from soc.engine.sources import CaptureFiles, run_to_end
 
     settings, alert_store = open_configured_store(config, store)
     with alert_store, _progress(quiet) as progress:
@@ -68,7 +86,8 @@ def replay(
             progress.update(tasks[path], completed=done)
 
         try:
-            outcome = Replay(settings, alert_store, store_events=events, progress=advance).run(pcaps)
+            engine = Engine(settings, alert_store, store_events=events, progress=advance)
+            outcome = run_to_end(engine, [CaptureFiles(pcaps)])
         except SocError as exc:
             fail(exc)
         pending = alert_store.spool.pending() > 0
@@ -95,7 +114,7 @@ def run(
 ) -> None:
     """Capture live interfaces (dumpcap ring) and the configured log sources through the detectors until Ctrl-C
     or --duration."""
-    from soc.live import LiveStatus, run_live
+    from soc.engine.live import LiveStatus, run_live
 
     settings, alert_store = open_configured_store(config, store)
     interfaces = interface or settings.collectors.packets.interfaces
@@ -126,95 +145,19 @@ def run(
 
 
 def _progress(quiet: bool) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
         console=err, disable=quiet or not err.is_terminal, transient=True,
     )
 
 
-def _print_replay_summary(report: ReplayReport, store_url: str) -> None:
-    packets = sum(f.packets for f in report.files)
+def _print_replay_summary(report: EngineReport, store_url: str) -> None:
+    packets = report.packets
     out.print(f"Read {len(report.files)} file(s): {packets} packets, {report.flows} flows, "
               f"{len(report.alerts)} alerts → {store_url}", highlight=False)
     print_alerts(report.alerts)
-
-
-@alerts_app.command("list")
-def alerts_list(
-    severity: Annotated[str | None, typer.Option(help="minimum severity: informational|low|medium|high|critical")]
-    = None,
-    status: Annotated[AlertStatus | None, typer.Option(help="only alerts in this triage status")] = None,
-    rule: Annotated[str | None, typer.Option(help="only this rule id")] = None,
-    system: Annotated[str | None, typer.Option(help="only this information system")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="one ECS JSON document per line")] = False,
-    config: ConfigOption = None,
-    store: StoreOption = None,
-) -> None:
-    """List stored alerts, newest first."""
-    try:
-        min_severity = Severity.parse(severity) if severity else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--severity") from None
-    _, alert_store = open_configured_store(config, store)
-    with alert_store:
-        try:
-            found = alert_store.search(AlertQuery(min_severity, status, rule, system, limit=limit))
-        except SocError as exc:
-            fail(exc)
-    if as_json:
-        for alert in found:
-            sys.stdout.write(json.dumps(alert.to_ecs(), sort_keys=True) + "\n")
-        return
-    table = Table(title=f"{len(found)} alert(s)")
-    for column in ("id", "first seen", "severity", "status", "rule", "system", "message"):
-        table.add_column(column, overflow="fold")
-    for alert in found:
-        table.add_row(alert.id, alert.first_seen, alert.severity.label, alert.status.value, alert.rule.name,
-                      alert.system or "", alert.message)
-    out.print(table)
-
-
-@alerts_app.command("show")
-def alerts_show(
-    alert_id: Annotated[str, typer.Argument(help="the alert id (from `soc alerts list`)")],
-    as_json: Annotated[bool, typer.Option("--json", help="the stored ECS document")] = False,
-    config: ConfigOption = None,
-    store: StoreOption = None,
-) -> None:
-    """Show one alert with its evidence."""
-    _, alert_store = open_configured_store(config, store)
-    with alert_store:
-        try:
-            alert = alert_store.get(alert_id)
-        except SocError as exc:
-            fail(exc)
-    if alert is None:
-        fail(f"no alert with id {alert_id} in {alert_store.url}")
-    if as_json:
-        sys.stdout.write(json.dumps(alert.to_ecs(), indent=2, sort_keys=True) + "\n")
-        return
-    _print_alert(alert)
-
-
-def _print_alert(alert: Alert) -> None:
-    table = Table(show_header=False, title=f"Alert {alert.id}")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    rows = [
-        ("rule", f"{alert.rule.name} ({alert.rule.id}, {alert.rule.ruleset})"),
-        ("severity", alert.severity.label),
-        ("status", alert.status.value + (f", assigned to {alert.assignee}" if alert.assignee else "")),
-        ("first seen", alert.first_seen),
-        ("last seen", alert.last_seen),
-        ("system", f"{alert.system} (level {alert.system_level})" if alert.system else "not in the inventory"),
-        ("ATT&CK", ", ".join(f"{t.id} {t.name} ({t.tactic_name})" for t in alert.techniques)),
-        ("message", alert.message),
-    ]
-    rows += [(f"evidence.{key}", json.dumps(value)) for key, value in alert.evidence.items()]
-    for name, value in rows:
-        table.add_row(name, value)
-    out.print(table, highlight=False)
 
 
 @config_app.command("check")
@@ -222,17 +165,17 @@ def config_check(
     file: Annotated[Path, typer.Argument(help="the configuration file")] = Path("soc.yaml"),
 ) -> None:
     """Validate a configuration file; errors name the key and the line."""
+    from soc.engine.plugins import check_plugins  # every plug-in's settings, validated by its own model
+
     settings = load_config(file)
+    try:
+        running = check_plugins(settings)
+    except SocError as exc:
+        fail(exc)
     levels = sorted({s.security_level for s in settings.inventory})
     out.print(f"{file}: valid. {len(settings.inventory)} information system(s) (levels {levels or '-'}), "
-              f"store {settings.store.url}", highlight=False)
+              f"store {settings.store.url}; plug-ins: {', '.join(running)}", highlight=False)
 
-
-response_cli.register(alerts_app, app)
-app.command("ingest")(logs_cli.ingest)
-lab_cli.register(app)
-web_cli.register(app)
-sigma_cli.register(app)
 
 
 def main() -> None:

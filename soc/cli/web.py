@@ -1,5 +1,5 @@
-"""`soc serve` (the web console), `soc posture` (security-level posture in the terminal) and `soc users` (console
-accounts). Wire into the main app with ``register(app)``."""
+"""`soc serve` (the web console) and `soc posture` (security-level posture in the terminal); `soc users` is in
+soc/cli/users.py. Wire all three into an app with ``register(app)``."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from soc.audit import AuditLog
-from soc.cli.common import ConfigOption, StoreOption, fail, open_configured_store, out
-from soc.core.config import Settings
-from soc.core.errors import SocError
-from soc.posture import PostureEvaluator, SystemPosture, load_profile, render_report
-from soc.web.users import Role, Users
+from soc.cli.common import ConfigOption, StoreOption, open_configured_store, opened_store, out, reported
 
-users_app = typer.Typer(help="Console users: add and list (passwords are stored as argon2 hashes).",
-                        no_args_is_help=True)
+if TYPE_CHECKING:
+    from soc.core.config import Settings
+    from soc.posture import SystemPosture
 
 
 def secret_key(settings: Settings, path: Path | None) -> str:
@@ -49,16 +44,16 @@ def serve(
     from soc.web import create_app
 
     settings, alert_store = open_configured_store(config, store)
-    try:
+    with reported():
         app = create_app(settings, alert_store, secret_key(settings, secret_file), https_only=https_only)
-    except SocError as exc:
-        fail(exc)
     out.print(f"soc console on http://{host}:{port} (store {alert_store.url}); Ctrl-C stops it")
     with alert_store:
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _print_posture(p: SystemPosture) -> None:
+    from rich.table import Table
+
     out.print(f"[bold]{p.system}[/] (owner {p.owner}, level {p.security_level}, {p.profile}): "
               f"score [bold]{p.score}[/]/100", highlight=False)
     table = Table("check", "result", "why", "source")
@@ -86,15 +81,13 @@ def posture(
     store: StoreOption = None,
 ) -> None:
     """Security-level posture of each system: checks with reasons, alerts, incidents, response times, score."""
-    settings, alert_store = open_configured_store(config, store)
-    with alert_store:
-        try:
-            evaluator = PostureEvaluator(settings, alert_store, load_profile(profile) if profile else None)
-            if record:
-                evaluator.record_scores()
-            postures = evaluator.evaluate(system or None)
-        except SocError as exc:
-            fail(exc)
+    from soc.posture import PostureEvaluator, load_profile, render_report
+
+    with opened_store(config, store) as (settings, alert_store):
+        evaluator = PostureEvaluator(settings, alert_store, load_profile(profile) if profile else None)
+        if record:
+            evaluator.record_scores()
+        postures = evaluator.evaluate(system or None)
     if html is not None:
         html.mkdir(parents=True, exist_ok=True)
         for p in postures:
@@ -106,49 +99,10 @@ def posture(
         _print_posture(p)
 
 
-@users_app.command("add")
-def users_add(
-    name: Annotated[str, typer.Argument(help="the login name")],
-    role: Annotated[Role, typer.Option(help="what the user may do")],
-    systems: Annotated[str | None, typer.Option(help="owners: the systems they own, comma-separated")] = None,
-    language: Annotated[str, typer.Option(help="vi or en")] = "vi",
-    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
-    replace: Annotated[bool, typer.Option(help="replace an existing user (new password, role, systems)")] = False,
-    config: ConfigOption = None,
-    store: StoreOption = None,
-) -> None:
-    """Add a console user."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    settings, alert_store = open_configured_store(config, store)
-    with alert_store:
-        try:
-            user = Users(alert_store, [s.name for s in settings.inventory]).add(
-                name, role, password, [s.strip() for s in (systems or "").split(",") if s.strip()], language,
-                replace=replace)
-        except SocError as exc:
-            fail(exc)
-        AuditLog(alert_store).append(os.environ.get("SOC_USER", "admin (cli)"), "user.added", f"user:{user.name}",
-                                     {"role": user.role.value, "systems": user.systems})
-    out.print(f"user {user.name} ({user.role.value}) added", highlight=False)
-
-
-@users_app.command("list")
-def users_list(config: ConfigOption = None, store: StoreOption = None) -> None:
-    """The console users."""
-    _, alert_store = open_configured_store(config, store)
-    with alert_store:
-        users = Users(alert_store).all()
-    table = Table("name", "role", "systems", "language")
-    for user in users:
-        table.add_row(user.name, user.role.value, ", ".join(user.systems), user.language)
-    out.print(table)
-
-
 def register(app: typer.Typer) -> None:
-    """Add `soc serve`, `soc posture` and `soc users` to the main app."""
+    """Add `soc serve`, `soc posture` and `soc users` to an app."""
+    from soc.cli.users import users_app
+
     app.command("serve")(serve)
     app.command("posture")(posture)
     app.add_typer(users_app, name="users")
