@@ -1,13 +1,14 @@
-"""The interface every streaming detector implements."""
+"""The interface every streaming detector implements: an engine observer (soc.core.plugins) fed flows or packets."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 from soc.core.model import Alert, FlowBatch, PacketBatch
+from soc.core.plugins import Observer, Output
 
 
-class FlowDetector(ABC):
+class FlowDetector(Observer):
     """Consumes expired flows in time order; returns alerts whose evidence is complete."""
 
     rule_id: str
@@ -20,8 +21,14 @@ class FlowDetector(ABC):
     def flush(self) -> list[Alert]:
         """End of input: return the alerts of every window still open."""
 
+    def on_flows(self, flows: FlowBatch) -> Output:
+        return self.observe(flows)
 
-class PacketDetector(ABC):
+    def on_finish(self) -> Output:
+        return self.flush()
+
+
+class PacketDetector(Observer):
     """Consumes decoded packet batches in time order, for what flows do not keep (ARP, DNS names).
 
     Reads only the packets it needs (a numpy selection over the batch); Python work is per selected record.
@@ -36,3 +43,9 @@ class PacketDetector(ABC):
     @abstractmethod
     def flush(self) -> list[Alert]:
         """End of input: return the alerts of every window still open."""
+
+    def on_packets(self, batch: PacketBatch) -> Output:
+        return self.observe_packets(batch)
+
+    def on_finish(self) -> Output:
+        return self.flush()

@@ -25,10 +25,11 @@ from detectors.anomaly.detector import RULE as ANOMALY_RULE
 from detectors.anomaly.detector import AnomalyDetector
 from detectors.anomaly.features import HOST_COLUMNS, flow_matrix, host_windows
 from detectors.anomaly.model import AnomalyModel
+from detectors.anomaly.settings import AnomalySettings
 from detectors.anomaly.train import concat_flows
 from detectors.network.timewindows import flow_columns
 from lab.labels import AttackLabel, CaptureLabels
-from lab.replay import LabReplay, with_small_batches
+from lab.replay import replay, with_small_batches
 from lab.traffic import flow_key
 from soc.core.config import Settings
 from soc.core.model import Alert, FlowBatch, get_field, ip_to_str
@@ -119,17 +120,17 @@ def evaluate_capture(pcap: Path, labels: CaptureLabels, settings: Settings, mode
                      detectors: Sequence[str] = ()) -> CaptureResult:
     """Replay ``pcap`` through the pipeline and score the alerts against ``labels``. ``detectors``: rule ids that
     get a row even when silent (the expected ones always do)."""
-    extra = [AnomalyDetector(model, settings.detectors.anomaly)] if model is not None else []
+    anomaly = settings.plugin_settings("detectors", "anomaly", AnomalySettings)
+    extra = [AnomalyDetector(model, anomaly)] if model is not None else []
     settings = with_small_batches(settings)  # detection times to the second, not to the end of a lab capture
     with tempfile.TemporaryDirectory(prefix="soc-lab-") as tmp:
         store = SqliteStore(Path(tmp) / "alerts.db")
         try:
-            lab = LabReplay(settings, store, keep_flows=True, extra_detectors=extra)
-            lab.run([pcap])
+            lab = replay([pcap], settings, store, keep_flows=True, extra_observers=extra)
         finally:
             store.close()
     alerts = lab.raw_alerts
-    flows = concat_flows(lab.tap.flows)
+    flows = concat_flows(lab.recorder.flows)
     src, dst, keys = _flow_texts(flows)
     attack_keys = labels.attack_flow_keys()
     is_attack = np.array([k in attack_keys for k in keys], dtype=bool)

@@ -1,22 +1,21 @@
-"""Replaying captures through the pipeline for the lab: the pipeline's own replay, with optional pacing at real
-or scaled time, and a record of when (in capture time) each alert came out.
-
-A tap standing in for the flow meter sees each batch first (for pacing and the capture clock), so the pipeline's
-reading loop is used as it is.
+"""Replaying captures through the engine for the lab: the engine as `soc replay` runs it, with an observer that
+paces the replay at real or scaled time, keeps the flows, and records each alert as its detector raised it (before
+grouping) with when, in capture time, it came out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.flows import FlowMeter
 from soc.core.config import Settings
 from soc.core.model import Alert, FlowBatch, PacketBatch
-from soc.pipeline import Replay
-from soc.sink import AlertSink
+from soc.core.plugins import Observer, Output
+from soc.engine.engine import Engine, EngineReport
+from soc.engine.plugins import build_observers
+from soc.engine.sources import CaptureFiles, run_to_end
 from soc.store.base import AlertStore
 
 _NS = 1_000_000_000
@@ -47,71 +46,58 @@ class Pace:
 
 
 @dataclass
-class _PacketTap:
-    """Stands in for the flow meter: paces the replay and keeps the capture clock."""
+class LabRecorder(Observer):
+    """The lab's observer: paces packets, keeps flows, and records the detectors' alerts with the capture clock
+    (``detected_ns[alert id]``: time of the newest packet read when the alert came out)."""
 
-    meter: FlowMeter
     pace: Pace | None = None
-    now_ns: int = 0
-    flows: list[FlowBatch] = field(default_factory=list)
     keep_flows: bool = False
+    engine: Engine | None = None
+    flows: list[FlowBatch] = field(default_factory=list)
+    raw_alerts: list[Alert] = field(default_factory=list)
+    detected_ns: dict[str, int] = field(default_factory=dict)
 
-    def update(self, batch: PacketBatch) -> FlowBatch:
-        if len(batch):
-            if self.pace is not None:
-                self.pace.wait(int(batch.ts_ns[0]))
-            self.now_ns = max(self.now_ns, int(batch.ts_ns.max()))
-        return self._kept(self.meter.update(batch))
+    def on_packets(self, batch: PacketBatch) -> Output:
+        if self.pace is not None and len(batch):
+            self.pace.wait(int(batch.ts_ns[0]))
+        return ()
 
-    def flush(self) -> FlowBatch:
-        return self._kept(self.meter.flush())
-
-    def _kept(self, flows: FlowBatch) -> FlowBatch:
-        if self.keep_flows and len(flows):
+    def on_flows(self, flows: FlowBatch) -> Output:
+        if self.keep_flows:
             self.flows.append(flows)
-        return flows
+        return ()
 
-
-class LabReplay(Replay):
-    """The pipeline's replay with packet detectors, pacing, the raw detector alerts and their detection times
-    (``detected_ns[alert id]``: capture time of the newest packet read when the alert came out)."""
-
-    def __init__(self, settings: Settings, store: AlertStore, speed: float | None = None, keep_flows: bool = False,
-                 extra_detectors: Sequence[object] = ()) -> None:
-        super().__init__(settings, store)
-        self.detectors.extend(extra_detectors)  # type: ignore[arg-type]
-        self.sink = _RecordingSink(self.sink, self._record)  # type: ignore[assignment]
-        self.tap = _PacketTap(self.meter, Pace(speed) if speed else None, keep_flows=keep_flows)
-        self.meter = self.tap  # type: ignore[assignment]
-        self.raw_alerts: list[Alert] = []
-        self.detected_ns: dict[str, int] = {}
-
-    def _record(self, alerts: list[Alert]) -> None:
+    def on_alerts(self, alerts: list[Alert]) -> Output:
+        now = self.engine.clock_ns if self.engine is not None else 0
         for alert in alerts:
             self.raw_alerts.append(alert)
-            self.detected_ns.setdefault(alert.id, self.tap.now_ns)
+            self.detected_ns.setdefault(alert.id, now)
+        return ()
 
 
-class _RecordingSink:
-    """The pipeline's alert sink, recording the detectors' alerts as they come out (before grouping)."""
+@dataclass(slots=True)
+class LabRun:
+    report: EngineReport
+    recorder: LabRecorder
 
-    def __init__(self, sink: AlertSink, record: Callable[[list[Alert]], None]) -> None:
-        self._sink = sink
-        self._record = record
+    @property
+    def raw_alerts(self) -> list[Alert]:
+        return self.recorder.raw_alerts
 
-    def emit(self, alerts: list[Alert]) -> None:
-        self._record(alerts)
-        self._sink.emit(alerts)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._sink, name)
+    @property
+    def detected_ns(self) -> dict[str, int]:
+        return self.recorder.detected_ns
 
 
-def replay(paths: Sequence[Path], settings: Settings, store: AlertStore, speed: float | None = None) -> LabReplay:
-    """Run ``paths`` (one stream) through the pipeline; the finished replay holds report and alerts."""
-    lab = LabReplay(with_small_batches(settings) if speed else settings, store, speed=speed)
-    lab.run(paths)
-    return lab
+def replay(paths: Sequence[Path], settings: Settings, store: AlertStore, speed: float | None = None,
+           keep_flows: bool = False, extra_observers: Sequence[Observer] = ()) -> LabRun:
+    """Run ``paths`` (one stream) through the engine with every configured observer plus ``extra_observers``."""
+    settings = with_small_batches(settings) if speed else settings
+    recorder = LabRecorder(Pace(speed) if speed else None, keep_flows=keep_flows)
+    engine = Engine(settings, store, observers=[recorder, *build_observers(settings), *extra_observers])
+    recorder.engine = engine
+    report = run_to_end(engine, [CaptureFiles(paths)])
+    return LabRun(report, recorder)
 
 
 def replay_onto_interface(path: Path, interface: str, speed: float = 1.0) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from soc.core.config import Settings
+from soc.core.errors import StoreUnavailable
 from soc.core.model import Event, FlowBatch, get_field, ip_to_str, ns_to_iso
 from soc.store.base import AlertStore
 
@@ -90,8 +91,12 @@ class CoverageTracker:
         pending, self._pending = self._pending, {}
         for (system, source), seen in pending.items():
             record_id = f"{system}|{source}"
-            stored: dict[str, Any] = self.store.get_record(KIND, record_id) or {
-                "system": system, "source": source, "events": 0, "last_seen": ""}
+            try:
+                known = self.store.get_record(KIND, record_id)
+            except StoreUnavailable:  # the store is down: keep counting, merge when it is back
+                self._count(system, source, seen.last_seen, seen.count)
+                continue
+            stored: dict[str, Any] = known or {"system": system, "source": source, "events": 0, "last_seen": ""}
             stored["events"] += seen.count
             stored["last_seen"] = max(stored["last_seen"], seen.last_seen)
             self.store.put_record(KIND, record_id, stored)

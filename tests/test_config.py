@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from detectors.network.portscan import PortScanSettings
 from soc.core.config import load_settings
 from soc.core.errors import ConfigError
+from soc.engine.plugins import check_plugins
 
 from .conftest import REPO
 
@@ -16,7 +18,7 @@ def test_example_config_is_valid_and_complete() -> None:
     settings = load_settings(REPO / "soc.example.yaml")
     assert [s.name for s in settings.inventory][:2] == ["dich-vu-cong", "quan-ly-van-ban"]
     assert settings.store.url == "sqlite:///soc.db"
-    assert settings.detectors.portscan.min_ports == 20
+    assert settings.plugin_settings("detectors", "portscan", PortScanSettings).min_ports == 20
     assert settings.system_for_ip("10.10.3.7").name == "thu-dien-tu-sso"  # type: ignore[union-attr]
     assert settings.system_for_ip("2001:db8:10:1::5").name == "dich-vu-cong"  # type: ignore[union-attr]
     assert settings.system_for_ip("192.0.2.1") is None
@@ -38,7 +40,7 @@ def test_invalid_config_names_file_key_and_line(tmp_path: Path, text: str, line:
     path = tmp_path / "soc.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_settings(path)
+        check_plugins(load_settings(path))  # plug-in sections are validated by their plug-ins' own models
     error = caught.value
     assert (error.path, error.line, error.key) == (str(path), line, key)
     assert message in str(error)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from soc.core.config import Settings
 from soc.coverage import coverage_of
-from soc.events import EventPipeline
-from soc.pipeline import Replay
+from soc.engine.engine import Engine
+from soc.engine.sources import EventStream, replay_files, run_to_end
 from soc.posture.evaluate import PostureEvaluator
-from soc.sink import AlertSink
 from soc.store.sqlite import SqliteStore
 
 from .conftest import ATTACKS
@@ -30,7 +29,7 @@ def settings_for(tmp_path: Path) -> Settings:
 
 def test_flows_count_for_the_system_they_touch(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "soc.db")
-    report = Replay(settings_for(tmp_path), store).run([ATTACKS / "chrissanders__synscan.pcapng"])
+    report = replay_files(settings_for(tmp_path), store, [ATTACKS / "chrissanders__synscan.pcapng"])
     assert report.flows == 1994  # every flow of the scan has the portal's address at one end
     # last seen: the capture's last packet to or from the portal, by tshark
     [[last_epoch]] = tshark_fields(ATTACKS / "chrissanders__synscan.pcapng", "frame.time_epoch")[-1:]
@@ -48,9 +47,8 @@ def test_posture_c5_names_the_sources_that_do_not_flow(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     store = SqliteStore(tmp_path / "soc.db")
     now = datetime.now(tz=UTC)
-    pipeline = EventPipeline(settings, AlertSink(settings, store))
-    pipeline.feed([web_log(now - timedelta(hours=2)), web_log(now - timedelta(hours=1))])
-    pipeline.flush()
+    run_to_end(Engine(settings, store), [EventStream([web_log(now - timedelta(hours=2)),
+                                                     web_log(now - timedelta(hours=1))])])
     assert coverage_of(store, "portal")["webserver"]["events"] == 2
 
     [portal] = PostureEvaluator(settings, store).evaluate(["portal"], now)

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from soc.core.config import Settings
-from soc.pipeline import Replay
+from soc.engine.sources import replay_files
 from soc.store.sqlite import SqliteStore
 
 from .conftest import ATTACKS, SHARED
@@ -30,7 +30,7 @@ def test_recon_user_agent_in_http_from_packets_fires_the_sigmahq_rule(tmp_path: 
         "base_dir": tmp_path,
     })
     store = SqliteStore(tmp_path / "soc.db")
-    report = Replay(settings, store, store_events=True).run([NMAP])
+    report = replay_files(settings, store, [NMAP], store_events=True)
     by_rule = {a.rule.name: a for a in report.alerts}
     assert set(by_rule) == {"Port scan", "Suspicious User-Agents Related To Recon Tools"}
     recon = by_rule["Suspicious User-Agents Related To Recon Tools"]
@@ -48,5 +48,5 @@ def test_recon_user_agent_in_http_from_packets_fires_the_sigmahq_rule(tmp_path: 
 def test_requests_outside_the_inventory_are_proxy_traffic(tmp_path: Path) -> None:
     settings = Settings.model_validate({"sigma": {"rules": [str(SHARED / "sigma" / "rules" / "web")]},
                                         "base_dir": tmp_path})
-    report = Replay(settings, SqliteStore(tmp_path / "soc.db"), store_events=True).run([NMAP])
+    report = replay_files(settings, SqliteStore(tmp_path / "soc.db"), [NMAP], store_events=True)
     assert {a.rule.name for a in report.alerts} == {"Port scan"}  # webserver rules do not run on proxy events

@@ -21,11 +21,11 @@ from soc.audit.export import export_history
 from soc.core.config import Settings
 from soc.core.errors import SocError
 from soc.core.model import Alert, AlertStatus, Rule, Severity
+from soc.engine.sources import replay_files
 from soc.incidents import Incidents
-from soc.pipeline import Replay
+from soc.jobs import REPORT_KIND, daily_summary, retention
 from soc.response import PlaybookEngine, PlaybookError, load_playbooks
 from soc.response.playbook import load_playbook
-from soc.scheduler import REPORT_KIND, daily_summary, retention
 from soc.store import AlertQuery
 from soc.store.sqlite import SqliteStore
 from soc.triage import Triage
@@ -71,7 +71,7 @@ def settings_for(tmp_path: Path, smtp_port: int | None = None, **response: Any) 
 
 
 def replay_synscan(settings: Settings, store: SqliteStore) -> Alert:
-    [alert] = Replay(settings, store).run([SYNSCAN]).alerts
+    [alert] = replay_files(settings, store, [SYNSCAN]).alerts
     return alert
 
 
@@ -222,7 +222,7 @@ def test_scheduled_summary_and_retention(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "soc.db")
     alert = replay_synscan(settings, store)
     at_scan_time = datetime.fromisoformat(alert.first_seen.replace("Z", "+00:00")) + timedelta(hours=1)
-    from soc import scheduler
+    from soc import jobs as scheduler
 
     written = scheduler._summary(settings, store, "daily", 1, now=at_scan_time)
     [report] = [store.get_record(REPORT_KIND, r) for r in written["reports"]]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from soc.core.config import ElasticsearchSettings, ScheduledSigma, Settings
-from soc.scheduled_detections import ScheduledDetections, build_queries
+from soc.engine.scheduled_detections import ScheduledDetections, build_queries
 from soc.store.elasticsearch import ElasticsearchStore
 
 RULE = """

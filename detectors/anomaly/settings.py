@@ -1,14 +1,12 @@
-"""Settings of the anomaly detector (``detectors.anomaly`` in soc.yaml), importable without scikit-learn."""
+"""Settings of the anomaly detector (``detectors.anomaly`` in soc.yaml) and its plug-in declaration, importable
+without scikit-learn."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 from pydantic import Field
 
-from detectors.base import FlowDetector
 from detectors.network.timewindows import WindowSettings
+from soc.core.plugins import Observer, PluginContext, plugin
 
 
 class AnomalySettings(WindowSettings):
@@ -22,12 +20,13 @@ class AnomalySettings(WindowSettings):
     retrain_cron: str = Field("0 3 * * 0", description="crontab of the retraining job (minute hour dom month dow)")
     baseline_pcaps: list[str] = Field(default_factory=list, description="captures of normal traffic to learn from")
 
-    @classmethod
-    def detectors(cls, settings: AnomalySettings, resolve: Callable[[str], Path]) -> list[FlowDetector]:
-        """The configured detector, or none when no model file is set (for ``build_detectors``)."""
-        if settings.model_path is None:
-            return []
-        from detectors.anomaly.detector import AnomalyDetector  # scikit-learn is loaded only when a model is used
-        from detectors.anomaly.model import AnomalyModel
 
-        return [AnomalyDetector(AnomalyModel.load(resolve(settings.model_path)), settings)]
+@plugin("anomaly", settings=AnomalySettings)
+def anomaly_detector(settings: AnomalySettings, context: PluginContext) -> Observer | None:
+    """The configured detector, or none when no model file is set."""
+    if settings.model_path is None:
+        return None
+    from detectors.anomaly.detector import AnomalyDetector  # scikit-learn is loaded only when a model is used
+    from detectors.anomaly.model import AnomalyModel
+
+    return AnomalyDetector(AnomalyModel.load(context.resolve(settings.model_path)), settings)

@@ -27,6 +27,7 @@ from detectors.network.timewindows import (
 )
 from soc.core.kernels import kernel
 from soc.core.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-admin-share",
@@ -78,6 +79,7 @@ def contains_any(buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
     return found
 
 
+@plugin("admin_share", settings=AdminShareSettings)
 class AdminShareDetector(WindowJudge, PacketDetector):
     rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id

@@ -29,6 +29,7 @@ from detectors.network.timewindows import (
     sorted_ips,
 )
 from soc.core.model import Alert, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-arp-spoof",
@@ -55,6 +56,7 @@ def mac_text(value: int) -> str:
     return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
 
 
+@plugin("arp_spoof", settings=ArpSpoofSettings)
 class ArpSpoofDetector(WindowJudge, PacketDetector):
     rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id

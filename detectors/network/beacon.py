@@ -28,6 +28,7 @@ from detectors.network.timewindows import (
     sample_flows,
 )
 from soc.core.model import FlowBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-beacon",
@@ -65,6 +66,7 @@ def spread(values: np.ndarray) -> float:
     return float(np.median(np.abs(values - median))) / median if median > 0 else float("inf")
 
 
+@plugin("beacon", settings=BeaconSettings)
 class BeaconDetector(WindowedFlowDetector):
     rule, technique = RULE, TECHNIQUE
     columns = ("payload_bytes_fwd", "payload_bytes_bwd")

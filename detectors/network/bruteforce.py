@@ -24,6 +24,7 @@ from detectors.network.timewindows import (
     sample_flows,
 )
 from soc.core.model import FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-bruteforce",
@@ -47,6 +48,7 @@ class BruteForceSettings(WindowSettings):
                                     "over their median: guesses get the same refusal")
 
 
+@plugin("bruteforce", settings=BruteForceSettings)
 class BruteForceDetector(WindowedFlowDetector):
     rule, technique = RULE, TECHNIQUE
     columns = ("payload_bytes_fwd", "payload_bytes_bwd")

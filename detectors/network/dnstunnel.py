@@ -34,6 +34,7 @@ from detectors.network.timewindows import (
     sorted_ips,
 )
 from soc.core.model import Alert, DecodeStatus, PacketBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 log = logging.getLogger("detectors.network.dnstunnel")
 
@@ -72,6 +73,7 @@ def name_scores(name: str) -> tuple[int, int, float]:
     return len(sub), max(len(label) for label in labels), entropy
 
 
+@plugin("dns_tunnel", settings=DnsTunnelSettings)
 class DnsTunnelDetector(WindowJudge, PacketDetector):
     rule, technique = RULE, TECHNIQUE
     rule_id = RULE.id

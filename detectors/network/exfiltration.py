@@ -25,6 +25,7 @@ from detectors.network.timewindows import (
     sorted_ips,
 )
 from soc.core.model import FlowBatch, Rule, Severity, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-exfiltration",
@@ -43,6 +44,7 @@ class ExfiltrationSettings(PerimeterSettings):
     baseline_weight: float = Field(0.1, gt=0, le=1, description="weight of each new window in the baseline")
 
 
+@plugin("exfiltration", settings=ExfiltrationSettings)
 class ExfiltrationDetector(WindowedFlowDetector):
     rule, technique = RULE, TECHNIQUE
     columns = ("bytes_fwd",)

@@ -24,6 +24,7 @@ from detectors.network.timewindows import (
     sorted_ips,
 )
 from soc.core.model import FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-flood",
@@ -46,6 +47,7 @@ class FloodSettings(WindowSettings):
                                    "(answered or not: starvation tools take every lease they are offered)")
 
 
+@plugin("flood", settings=FloodSettings)
 class FloodDetector(WindowedFlowDetector):
     rule, technique = RULE, TECHNIQUE
     columns = ("packets_fwd", "bytes_fwd", "tcp_flags_fwd")

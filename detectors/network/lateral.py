@@ -25,6 +25,7 @@ from detectors.network.timewindows import (
     sorted_ips,
 )
 from soc.core.model import FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-lateral",
@@ -43,6 +44,7 @@ class LateralSettings(PerimeterSettings):
     min_hosts: int = Field(8, ge=2, description="internal hosts one source logs on to that make lateral movement")
 
 
+@plugin("lateral", settings=LateralSettings)
 class LateralMovementDetector(WindowedFlowDetector):
     rule, technique = RULE, TECHNIQUE
     settings: LateralSettings

@@ -13,11 +13,13 @@ import ipaddress
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from collectors.flows.events import transport_name
 from detectors.base import FlowDetector
+from detectors.network.timewindows import WindowSettings
 from soc.core.model import Alert, FlowBatch, Rule, Severity, TcpFlag, Technique, ip_to_str, ns_to_iso
+from soc.core.plugins import plugin
 
 RULE = Rule(
     id="soc-net-portscan",
@@ -33,16 +35,10 @@ _UDP_PROBE_PACKETS = 3  # scanners retry a silent port at most a couple of times
 _UDP_PROBE_PAYLOAD = 128  # bytes per datagram: empty or a protocol's minimal request
 
 
-class PortScanSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    window_seconds: float = Field(60.0, gt=0, description="length of the counting window")
+class PortScanSettings(WindowSettings):
     min_ports: int = Field(20, ge=1, description="distinct ports probed on one host that make a vertical scan")
     min_hosts: int = Field(20, ge=1, description="distinct hosts probed that make a horizontal scan")
     min_half_open: int = Field(1, ge=1, description="half-open SYN probes that make a stealth scan")
-    ignore_sources: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
-        default_factory=list, description="scanners we run ourselves (vulnerability scanners, health checks)"
-    )
 
 
 @dataclass(slots=True)
@@ -56,6 +52,7 @@ class _Window:
     samples: list[str] = field(default_factory=list)
 
 
+@plugin("portscan", settings=PortScanSettings)
 class PortScanDetector(FlowDetector):
     rule_id = RULE.id
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from collectors.flows.events import transport_name
 from detectors.base import FlowDetector
 from soc.core.model import Alert, FlowBatch, Rule, Severity, Technique, ip_to_str, ns_to_iso
+from soc.core.plugins import PluginSettings
 
 NS = 1_000_000_000
 SAMPLE = 20  # evidence lists keep this many items
@@ -28,10 +29,8 @@ PRIVATE_NETWORKS: list[IpNetwork] = [ipaddress.ip_network(n) for n in
                                      ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
 
-class WindowSettings(BaseModel):
+class WindowSettings(PluginSettings):
     """Settings every windowed detector has."""
-
-    model_config = ConfigDict(extra="forbid")
 
     window_seconds: float = Field(60.0, gt=0, description="length of the counting window")
     ignore_sources: list[IpNetwork] = Field(default_factory=list,

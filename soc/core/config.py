@@ -8,24 +8,16 @@ from __future__ import annotations
 import ipaddress
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from detectors.anomaly.settings import AnomalySettings
-from detectors.network.adminshare import AdminShareSettings
-from detectors.network.arpspoof import ArpSpoofSettings
-from detectors.network.beacon import BeaconSettings
-from detectors.network.bruteforce import BruteForceSettings
-from detectors.network.dnstunnel import DnsTunnelSettings
-from detectors.network.exfiltration import ExfiltrationSettings
-from detectors.network.flood import FloodSettings
-from detectors.network.lateral import LateralSettings
-from detectors.network.portscan import PortScanSettings
 from soc.core.errors import ConfigError
-from soc.core.yamlfile import load_model
+from soc.core.yamlfile import data_path, line_of, read_yaml, validate, validation_error
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -88,23 +80,6 @@ class CollectorSettings(_Strict):
     packets: PacketCollectorSettings = Field(default_factory=PacketCollectorSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
     logs: list[dict[str, Any]] = Field(default_factory=list, description="log sources (see collectors/logs)")
-    protocols: dict[str, Any] = Field(
-        default_factory=dict,
-        description="parsers: {protocols: [dns, http, tls], http: {home_networks: [...]}, dns: {ports: [...]}}",
-    )
-
-
-class DetectorSettings(_Strict):
-    portscan: PortScanSettings = Field(default_factory=PortScanSettings)
-    flood: FloodSettings = Field(default_factory=FloodSettings)
-    bruteforce: BruteForceSettings = Field(default_factory=BruteForceSettings)
-    beacon: BeaconSettings = Field(default_factory=BeaconSettings)
-    exfiltration: ExfiltrationSettings = Field(default_factory=ExfiltrationSettings)
-    lateral: LateralSettings = Field(default_factory=LateralSettings)
-    dns_tunnel: DnsTunnelSettings = Field(default_factory=DnsTunnelSettings)
-    arp_spoof: ArpSpoofSettings = Field(default_factory=ArpSpoofSettings)
-    admin_share: AdminShareSettings = Field(default_factory=AdminShareSettings)
-    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
 
 
 class GroupingRule(_Strict):
@@ -184,7 +159,10 @@ class Settings(_Strict):
     inventory: list[InformationSystem] = Field(default_factory=list)
     store: StoreSettings = Field(default_factory=StoreSettings)
     collectors: CollectorSettings = Field(default_factory=CollectorSettings)
-    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    # Plug-in sections: one mapping per plug-in name, validated by the plug-in's own settings model when the engine
+    # starts (Settings.plugin_settings); the foundation does not know the plug-ins.
+    analyzers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="protocol analyzers")
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="network and log detectors")
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
@@ -201,6 +179,46 @@ class Settings(_Strict):
         if duplicated:
             raise ValueError(f"system names must be unique: {', '.join(duplicated)}")
         return systems
+
+    # where the settings came from (file, its parsed data and node tree), for errors found after loading
+    _source: tuple[Path, Any, yaml.Node | None] | None = PrivateAttr(None)
+    _plugins: dict[tuple[str, str], BaseModel] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocols_moved(cls, data: Any) -> Any:
+        """``collectors.protocols`` of earlier versions is ``analyzers.protocols`` now."""
+        if isinstance(data, dict) and isinstance(data.get("collectors"), dict) and "protocols" in data["collectors"]:
+            collectors = dict(data["collectors"])
+            analyzers = dict(data.get("analyzers") or {})
+            analyzers.setdefault("protocols", collectors.pop("protocols") or {})
+            data = {**data, "collectors": collectors, "analyzers": analyzers}
+        return data
+
+    def plugin_settings(self, section: str, name: str, model: type[M]) -> M:
+        """The ``section.name`` mapping of soc.yaml validated by the plug-in's ``model`` (its defaults where the
+        file says nothing); an invalid value is a ConfigError naming the key and the line."""
+        known = self._plugins.get((section, name))
+        if isinstance(known, model):
+            return known
+        raw = getattr(self, section).get(name)
+        try:
+            value = model.model_validate(raw if raw is not None else {})
+        except ValidationError as exc:
+            data = self._source[1] if self._source else {section: {name: raw}}
+            raise validation_error(exc, data, self._source[2] if self._source else None,
+                                   self._source[0] if self._source else None, ConfigError,
+                                   prefix=(section, name)) from None
+        self._plugins[(section, name)] = value
+        return value
+
+    def config_error(self, message: str, *key: str | int) -> ConfigError:
+        """A ConfigError about ``key`` (e.g. ``"detectors", "portscan"``), with the file and line it is on."""
+        if self._source is None:
+            return ConfigError(message, key=".".join(map(str, key)) or None)
+        path, data, root = self._source
+        loc = data_path(data, key)
+        return ConfigError(message, path=str(path), line=line_of(root, loc), key=".".join(map(str, key)) or None)
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
@@ -241,4 +259,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             return Settings()
         path = default
     path = Path(path)
-    return load_model(Settings, path, ConfigError, extra={"base_dir": path.resolve().parent})
+    data, root = read_yaml(path, ConfigError)
+    data = {} if data is None else data
+    settings = validate(Settings, data, root, path, ConfigError, extra={"base_dir": path.resolve().parent})
+    settings._source = (path, data, root)
+    return settings

@@ -36,11 +36,18 @@ def validate(model: type[Model], data: Any, root: yaml.Node | None, path: Path, 
     try:
         return model.model_validate({**data, **(extra or {})})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = data_path(data, tuple(first["loc"]), keep_missing=first["type"] == "missing")
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise error(f"{first['msg']}{more}", path=str(path), line=line_of(root, loc),
-                    key=".".join(str(p) for p in loc)) from None
+        raise validation_error(exc, data, root, path, error) from None
+
+
+def validation_error(exc: ValidationError, data: Any, root: yaml.Node | None, path: Path | None,
+                     error: type[SocError], prefix: tuple[Any, ...] = ()) -> SocError:
+    """The first problem of ``exc`` as ``error``, naming the key and its line; ``prefix`` is where the validated
+    part sits in the document (a plug-in's section)."""
+    first = exc.errors()[0]
+    loc = data_path(data, (*prefix, *first["loc"]), keep_missing=first["type"] == "missing")
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return error(f"{first['msg']}{more}", path=str(path) if path else None, line=line_of(root, loc),
+                 key=".".join(str(p) for p in loc))
 
 
 def load_model(model: type[Model], path: Path, error: type[SocError], extra: dict[str, Any] | None = None) -> Model:

@@ -15,9 +15,9 @@ from soc.core.model import AlertStatus, Severity
 from soc.coverage import coverage_of
 from soc.incidents import KIND as INCIDENT_KIND
 from soc.incidents import Incident
+from soc.jobs import REPORT_KIND
 from soc.posture.checks import CHECKS, CheckResult, SystemFacts, parse_time, source_coverage
 from soc.posture.profile import PostureError, Profile, load_profile
-from soc.scheduler import REPORT_KIND
 from soc.store.base import AlertQuery, AlertStore
 
 SCORE_KIND = "posture_score"

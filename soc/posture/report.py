@@ -12,9 +12,9 @@ from markupsafe import Markup
 
 from soc.audit import AuditLog
 from soc.core.config import Settings
+from soc.jobs import EXTRA_JOBS, Job
 from soc.posture.charts import bar_chart, line_chart
 from soc.posture.evaluate import PostureEvaluator, SystemPosture
-from soc.scheduler import EXTRA_JOBS, Job
 from soc.store.base import AlertStore
 
 REPORT_KIND = "posture_report"

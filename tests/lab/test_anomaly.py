@@ -14,12 +14,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from detectors.anomaly.detector import AnomalyDetector
 from detectors.anomaly.features import FEATURE_SET_VERSION
 from detectors.anomaly.model import AnomalyModel, ModelError
-from detectors.anomaly.settings import AnomalySettings
+from detectors.anomaly.settings import AnomalySettings, anomaly_detector
 from detectors.anomaly.train import RETRAIN_JOB_ID, add_retraining_job, train
 from lab.evaluate import evaluate_capture
 from lab.labels import CaptureLabels
 from lab.scenarios import generate
 from soc.core.config import Settings
+from soc.core.plugins import PluginContext
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,9 @@ def test_alert_explains_the_unusual_host_features(model_file: Path,
 
 
 def test_detector_is_off_without_a_model_and_loads_the_configured_one(model_file: Path) -> None:
-    assert AnomalySettings.detectors(AnomalySettings(), Path) == []
-    [detector] = AnomalySettings.detectors(AnomalySettings(model_path=str(model_file)), Path)
+    context = PluginContext(Settings(base_dir=model_file.parent))
+    assert anomaly_detector(AnomalySettings(), context) is None
+    detector = anomaly_detector(AnomalySettings(model_path=model_file.name), context)
     assert isinstance(detector, AnomalyDetector)
     assert detector.threshold > float(detector.model.training_scores_.max())
 

@@ -12,8 +12,9 @@ import pytest
 from soc.audit import AuditLog
 from soc.core.config import Settings
 from soc.core.model import Verdict
+from soc.engine.sources import replay_files
 from soc.incidents import PHASES, Incidents
-from soc.pipeline import Replay
+from soc.jobs import EXTRA_JOBS, daily_summary, weekly_report
 from soc.posture import (
     REPORT_KIND,
     SCORE_KIND,
@@ -24,7 +25,6 @@ from soc.posture import (
     weekly_posture_reports,
 )
 from soc.posture.checks import parse_time
-from soc.scheduler import EXTRA_JOBS, daily_summary, weekly_report
 from soc.store.base import AlertQuery
 from soc.store.sqlite import SqliteStore
 from soc.triage import Triage
@@ -53,7 +53,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding the real alert of the capture; each test works on its own copy."""
     folder = tmp_path_factory.mktemp("replayed")
     store = SqliteStore(folder / "soc.db")
-    [alert] = Replay(settings_for(folder), store).run([SYNSCAN]).alerts
+    [alert] = replay_files(settings_for(folder), store, [SYNSCAN]).alerts
     assert alert.system == "cong-dich-vu"
     store.close()
     return folder / "soc.db"
