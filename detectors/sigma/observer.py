@@ -35,10 +35,10 @@ def check_sigma(settings: PluginSettings, context: PluginContext) -> None:
 
 @plugin("sigma", settings=PluginSettings, check=check_sigma, order=50)
 def sigma_observer(settings: PluginSettings, context: PluginContext) -> Observer | None:
-    """The in-process engine over ``sigma.rules``; none when no rule folder exists."""
+    """The in-process engine over ``sigma.rules``; none when no rule folder exists (``check_sigma`` has run: the
+    engine checks every plug-in before it builds any)."""
     from detectors.sigma.engine import SigmaEngine  # pySigma loads only when rules run
 
-    check_sigma(settings, context)
     paths = [context.resolve(p) for p in context.settings.sigma.rules]
     existing = [p for p in paths if Path(p).exists()]
     if not existing:
